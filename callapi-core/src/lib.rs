@@ -1,0 +1,4 @@
+//! callapi-core
+pub mod media;
+pub mod protocol;
+pub mod signal;

@@ -1,0 +1,296 @@
+//! JSON encoding and hardened decoding of envelopes.
+//!
+//! Decoding never panics: every malformed input maps to a [`DecodeError`].
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::envelope::{
+    Body, CallType, Elsewhere, Envelope, Extension, MAX_ENVELOPE_BYTES, PROTOCOL_VERSION,
+};
+use super::ids::{CallId, DeviceId, MessageId, UserId};
+
+/// Why bytes could not be decoded into an [`Envelope`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DecodeError {
+    /// The message is larger than 64 KiB; senders must split or shrink it.
+    #[error("envelope is {size} bytes, more than the {max} allowed")]
+    TooLarge {
+        /// Size of the refused input.
+        size: usize,
+        /// The limit, [`MAX_ENVELOPE_BYTES`].
+        max: usize,
+    },
+    /// The bytes are not valid UTF-8 text.
+    #[error("envelope is not valid UTF-8")]
+    NotUtf8,
+    /// JSON nesting deeper than the decoder accepts (128 levels).
+    #[error("envelope JSON is nested too deeply")]
+    TooDeep,
+    /// Not a JSON object, or a field has the wrong type.
+    #[error("malformed envelope: {0}")]
+    Malformed(String),
+    /// The sender speaks a newer major protocol version than this library.
+    #[error("envelope protocol version {v} is newer than the supported {supported}; upgrade callapi")]
+    UnsupportedVersion {
+        /// The envelope's `v`.
+        v: u64,
+        /// [`PROTOCOL_VERSION`].
+        supported: u32,
+    },
+    /// The `kind` is not one this version knows.
+    #[error("unknown envelope kind {0:?}")]
+    UnknownKind(String),
+    /// A field this kind requires is absent.
+    #[error("envelope of kind {kind:?} lacks the required field {field:?}")]
+    MissingField {
+        /// The envelope's kind (or `"envelope"` for common fields).
+        kind: &'static str,
+        /// The missing field.
+        field: &'static str,
+    },
+}
+
+/// Why an envelope could not be encoded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum EncodeError {
+    /// The encoded envelope would exceed 64 KiB; shrink the payload, message or extension.
+    #[error("encoded envelope is {size} bytes, more than the {max} allowed")]
+    TooLarge {
+        /// Encoded size.
+        size: usize,
+        /// The limit, [`MAX_ENVELOPE_BYTES`].
+        max: usize,
+    },
+    /// Serialization failed (should not happen for well-formed values).
+    #[error("envelope could not be serialized: {0}")]
+    Serialize(String),
+}
+
+/// The flat wire shape shared by encoding and decoding.
+#[derive(Serialize, Deserialize, Default)]
+struct Wire {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    v: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    id: Option<MessageId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ts: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    from: Option<UserId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    from_device: Option<DeviceId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    to: Option<UserId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    to_device: Option<DeviceId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    call_id: Option<CallId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    kind: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    lifetime_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    room_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    call_type: Option<CallType>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    extension: Option<Extension>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    busy: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    timeout: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    elsewhere: Option<Elsewhere>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    payload: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    data: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    digits: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ack_id: Option<MessageId>,
+}
+
+#[derive(Deserialize)]
+struct VersionProbe {
+    v: Option<u64>,
+}
+
+fn to_wire(env: &Envelope) -> Wire {
+    let mut w = Wire {
+        v: Some(u64::from(env.v)),
+        id: Some(env.id),
+        ts: Some(env.ts),
+        from: Some(env.from.clone()),
+        from_device: Some(env.from_device.clone()),
+        to: Some(env.to.clone()),
+        to_device: env.to_device.clone(),
+        call_id: Some(env.call_id),
+        kind: Some(env.body.kind().to_owned()),
+        lifetime_ms: Some(env.lifetime_ms),
+        ..Wire::default()
+    };
+    match &env.body {
+        Body::Invite {
+            room_id,
+            call_type,
+            extension,
+        } => {
+            w.room_id = Some(room_id.clone());
+            w.call_type = Some(*call_type);
+            if !extension.is_empty() {
+                w.extension = Some(extension.clone());
+            }
+        }
+        Body::Ringing | Body::Accept | Body::Confirm => {}
+        Body::Reject { reason, busy } => {
+            w.reason = reason.clone();
+            w.busy = Some(*busy);
+        }
+        Body::Cancel {
+            reason,
+            timeout,
+            elsewhere,
+        } => {
+            w.reason = reason.clone();
+            w.timeout = Some(*timeout);
+            w.elsewhere = *elsewhere;
+        }
+        Body::Hangup { reason } => w.reason = reason.clone(),
+        Body::Media { payload } => w.payload = Some(payload.clone()),
+        Body::Message { data } => w.data = Some(data.clone()),
+        Body::Dtmf { digits } => w.digits = Some(digits.clone()),
+        Body::Ack { ack_id } => w.ack_id = Some(*ack_id),
+    }
+    w
+}
+
+/// Encodes an envelope as one JSON object.
+pub fn encode(env: &Envelope) -> Result<Vec<u8>, EncodeError> {
+    let bytes =
+        serde_json::to_vec(&to_wire(env)).map_err(|e| EncodeError::Serialize(e.to_string()))?;
+    if bytes.len() > MAX_ENVELOPE_BYTES {
+        return Err(EncodeError::TooLarge {
+            size: bytes.len(),
+            max: MAX_ENVELOPE_BYTES,
+        });
+    }
+    Ok(bytes)
+}
+
+/// Encodes an envelope as a JSON string.
+pub fn encode_string(env: &Envelope) -> Result<String, EncodeError> {
+    // serde_json only produces UTF-8.
+    encode(env).map(|b| String::from_utf8_lossy(&b).into_owned())
+}
+
+fn classify(err: &serde_json::Error, text: &str) -> DecodeError {
+    let msg = err.to_string();
+    if msg.contains("recursion limit") {
+        return DecodeError::TooDeep;
+    }
+    // A newer major version may change field types: report the version, not the type error.
+    if let Ok(VersionProbe { v: Some(v) }) = serde_json::from_str::<VersionProbe>(text) {
+        if v > u64::from(PROTOCOL_VERSION) {
+            return DecodeError::UnsupportedVersion {
+                v,
+                supported: PROTOCOL_VERSION,
+            };
+        }
+    }
+    DecodeError::Malformed(msg)
+}
+
+/// Decodes one envelope, validating its size, encoding, version, kind and fields.
+pub fn decode(bytes: &[u8]) -> Result<Envelope, DecodeError> {
+    if bytes.len() > MAX_ENVELOPE_BYTES {
+        return Err(DecodeError::TooLarge {
+            size: bytes.len(),
+            max: MAX_ENVELOPE_BYTES,
+        });
+    }
+    let text = std::str::from_utf8(bytes).map_err(|_| DecodeError::NotUtf8)?;
+    decode_str(text)
+}
+
+/// Decodes one envelope from text; see [`decode`].
+pub fn decode_str(text: &str) -> Result<Envelope, DecodeError> {
+    if text.len() > MAX_ENVELOPE_BYTES {
+        return Err(DecodeError::TooLarge {
+            size: text.len(),
+            max: MAX_ENVELOPE_BYTES,
+        });
+    }
+    let w: Wire = serde_json::from_str(text).map_err(|e| classify(&e, text))?;
+    from_wire(w)
+}
+
+fn need<T>(v: Option<T>, kind: &'static str, field: &'static str) -> Result<T, DecodeError> {
+    v.ok_or(DecodeError::MissingField { kind, field })
+}
+
+fn from_wire(w: Wire) -> Result<Envelope, DecodeError> {
+    const E: &str = "envelope";
+    let v = need(w.v, E, "v")?;
+    if v > u64::from(PROTOCOL_VERSION) {
+        return Err(DecodeError::UnsupportedVersion {
+            v,
+            supported: PROTOCOL_VERSION,
+        });
+    }
+    if v == 0 {
+        return Err(DecodeError::Malformed("protocol version 0 does not exist".into()));
+    }
+    let kind = need(w.kind, E, "kind")?;
+    let body = match kind.as_str() {
+        "invite" => Body::Invite {
+            room_id: need(w.room_id, "invite", "room_id")?,
+            call_type: need(w.call_type, "invite", "call_type")?,
+            extension: w.extension.unwrap_or_default(),
+        },
+        "ringing" => Body::Ringing,
+        "accept" => Body::Accept,
+        "confirm" => Body::Confirm,
+        "reject" => Body::Reject {
+            reason: w.reason,
+            busy: w.busy.unwrap_or(false),
+        },
+        "cancel" => Body::Cancel {
+            reason: w.reason,
+            timeout: w.timeout.unwrap_or(false),
+            elsewhere: w.elsewhere,
+        },
+        "hangup" => Body::Hangup { reason: w.reason },
+        "media" => Body::Media {
+            payload: need(w.payload, "media", "payload")?,
+        },
+        "message" => Body::Message {
+            data: need(w.data, "message", "data")?,
+        },
+        "dtmf" => Body::Dtmf {
+            digits: need(w.digits, "dtmf", "digits")?,
+        },
+        "ack" => Body::Ack {
+            ack_id: need(w.ack_id, "ack", "ack_id")?,
+        },
+        _ => return Err(DecodeError::UnknownKind(kind)),
+    };
+    Ok(Envelope {
+        // `v` is at most PROTOCOL_VERSION here, so it fits.
+        v: u32::try_from(v).unwrap_or(PROTOCOL_VERSION),
+        id: need(w.id, E, "id")?,
+        ts: need(w.ts, E, "ts")?,
+        from: need(w.from, E, "from")?,
+        from_device: need(w.from_device, E, "from_device")?,
+        to: need(w.to, E, "to")?,
+        to_device: w.to_device,
+        call_id: need(w.call_id, E, "call_id")?,
+        lifetime_ms: need(w.lifetime_ms, E, "lifetime_ms")?,
+        body,
+    })
+}

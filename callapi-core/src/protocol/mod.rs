@@ -1,0 +1,11 @@
+//! The wire protocol (DESIGN §4; normative text in `docs/PROTOCOL.md`).
+
+mod codec;
+mod envelope;
+mod ids;
+
+pub use codec::{decode, decode_str, encode, encode_string, DecodeError, EncodeError};
+pub use envelope::{
+    Body, CallType, Elsewhere, Envelope, Extension, MAX_ENVELOPE_BYTES, PROTOCOL_VERSION,
+};
+pub use ids::{CallId, DeviceId, IdError, MessageId, UserId, MAX_ID_LEN};
