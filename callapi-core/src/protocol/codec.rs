@@ -32,7 +32,9 @@ pub enum DecodeError {
     #[error("malformed envelope: {0}")]
     Malformed(String),
     /// The sender speaks a newer major protocol version than this library.
-    #[error("envelope protocol version {v} is newer than the supported {supported}; upgrade callapi")]
+    #[error(
+        "envelope protocol version {v} is newer than the supported {supported}; upgrade callapi"
+    )]
     UnsupportedVersion {
         /// The envelope's `v`.
         v: u64,
@@ -244,7 +246,9 @@ fn from_wire(w: Wire) -> Result<Envelope, DecodeError> {
         });
     }
     if v == 0 {
-        return Err(DecodeError::Malformed("protocol version 0 does not exist".into()));
+        return Err(DecodeError::Malformed(
+            "protocol version 0 does not exist".into(),
+        ));
     }
     let kind = need(w.kind, E, "kind")?;
     let body = match kind.as_str() {

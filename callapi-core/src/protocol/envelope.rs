@@ -150,6 +150,8 @@ impl Envelope {
 
     /// Milliseconds of lifetime left at `now_ms` (0 when expired).
     pub fn remaining_ms(&self, now_ms: u64) -> u64 {
-        self.ts.saturating_add(self.lifetime_ms).saturating_sub(now_ms)
+        self.ts
+            .saturating_add(self.lifetime_ms)
+            .saturating_sub(now_ms)
     }
 }

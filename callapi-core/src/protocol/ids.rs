@@ -157,6 +157,9 @@ mod tests {
             Err(IdError::TooLong { len: 300, .. })
         ));
         assert_eq!(DeviceId::new("a\0b"), Err(IdError::ControlChar));
-        assert_eq!(UserId::new("alice").map(|u| u.to_string()), Ok("alice".into()));
+        assert_eq!(
+            UserId::new("alice").map(|u| u.to_string()),
+            Ok("alice".into())
+        );
     }
 }

@@ -1,0 +1,233 @@
+//! The task that owns a [`CallMachine`] and performs its outputs.
+
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::Instant;
+
+use crate::call::{
+    CallInfo, CallMachine, CallState, CallTimings, Command, Input, MediaCommand, Notification,
+    Output,
+};
+use crate::error::CallApiError;
+use crate::media::{MediaEngine, MediaEvent};
+use crate::protocol::CallId;
+use crate::signal::{SignalClient, SignalEvent};
+
+/// What a request returns.
+#[derive(Debug)]
+pub(crate) enum Reply {
+    Done,
+    CallId(CallId),
+    Timings(Option<CallTimings>),
+    Info(Option<CallInfo>),
+}
+
+/// A request from a handle to the driver task.
+#[derive(Debug)]
+pub(crate) enum Request {
+    Machine(Command),
+    Timings,
+    Info,
+    MediaStats,
+    RenewToken(String),
+    Shutdown,
+}
+
+pub(crate) type Envelope = (Request, oneshot::Sender<Result<Reply, CallApiError>>);
+
+/// Subscribers of notifications.
+pub(crate) type Subscribers = Arc<Mutex<Vec<mpsc::UnboundedSender<Notification>>>>;
+
+pub(crate) struct Driver<S, M> {
+    pub machine: CallMachine,
+    pub signal: S,
+    pub media: M,
+    pub requests: mpsc::UnboundedReceiver<Envelope>,
+    pub state: watch::Sender<CallState>,
+    pub subscribers: Subscribers,
+}
+
+enum Step {
+    Request(Option<Envelope>),
+    Signal(Option<SignalEvent>),
+    Media(Option<MediaEvent>),
+    Timer,
+}
+
+fn now() -> std::time::Instant {
+    Instant::now().into_std()
+}
+
+impl<S: SignalClient, M: MediaEngine> Driver<S, M> {
+    pub(crate) async fn run(mut self) {
+        let mut signal_open = true;
+        let mut media_open = true;
+        loop {
+            let deadline = self.machine.poll_timeout().map(Instant::from_std);
+            let step = tokio::select! {
+                req = self.requests.recv() => Step::Request(req),
+                ev = self.signal.next_event(), if signal_open => Step::Signal(ev),
+                ev = self.media.next_event(), if media_open => Step::Media(ev),
+                () = sleep_until_opt(deadline) => Step::Timer,
+            };
+            match step {
+                Step::Request(None) => break,
+                Step::Request(Some((req, reply))) => {
+                    let shutdown = matches!(req, Request::Shutdown);
+                    let result = self.on_request(req).await;
+                    self.flush().await;
+                    let _ = reply.send(result);
+                    if shutdown {
+                        break;
+                    }
+                }
+                Step::Signal(None) => signal_open = false,
+                Step::Signal(Some(ev)) => {
+                    let input = match ev {
+                        SignalEvent::Message(env) => Some(Input::Envelope(env)),
+                        SignalEvent::Invalid(err) => Some(Input::InvalidEnvelope(err)),
+                        SignalEvent::Link(state) => Some(Input::Link(state)),
+                        SignalEvent::TokenWillExpire => {
+                            tracing::warn!("token expires soon and this client cannot renew it");
+                            None
+                        }
+                    };
+                    if let Some(input) = input {
+                        let _ = self.machine.handle_input(input, now());
+                    }
+                }
+                Step::Media(None) => media_open = false,
+                Step::Media(Some(ev)) => {
+                    let _ = self.machine.handle_input(Input::Media(ev), now());
+                }
+                Step::Timer => self.machine.handle_timeout(now()),
+            }
+            self.flush().await;
+        }
+        self.signal.close().await;
+        if let Some(info) = self.machine.call_info() {
+            self.media.leave(info.call_id).await;
+        }
+        self.subscribers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clear();
+    }
+
+    async fn on_request(&mut self, req: Request) -> Result<Reply, CallApiError> {
+        match req {
+            Request::Machine(cmd) => {
+                let is_call = matches!(cmd, Command::Call { .. });
+                self.machine.handle_input(Input::Command(cmd), now())?;
+                match (is_call, self.machine.call_info()) {
+                    (true, Some(info)) => Ok(Reply::CallId(info.call_id)),
+                    _ => Ok(Reply::Done),
+                }
+            }
+            Request::Timings => Ok(Reply::Timings(self.machine.call_timings())),
+            Request::Info => Ok(Reply::Info(self.machine.call_info())),
+            Request::MediaStats => match self.machine.call_info() {
+                Some(info) => {
+                    self.media.stats(info.call_id).await?;
+                    Ok(Reply::Done)
+                }
+                None => Err(CallApiError::InvalidState {
+                    action: "get media stats",
+                    state: self.machine.state(),
+                }),
+            },
+            Request::RenewToken(token) => {
+                self.signal.renew_token(token).await?;
+                Ok(Reply::Done)
+            }
+            Request::Shutdown => {
+                if self.machine.call_info().is_some() {
+                    let _ = self.machine.handle_input(
+                        Input::Command(Command::Hangup {
+                            reason: Some("shutdown".into()),
+                        }),
+                        now(),
+                    );
+                }
+                Ok(Reply::Done)
+            }
+        }
+    }
+
+    /// Performs every pending output of the machine.
+    async fn flush(&mut self) {
+        while let Some(out) = self.machine.poll_output() {
+            match out {
+                Output::Send(env) => {
+                    if let Err(err) = self.signal.send(env).await {
+                        // The reliable layer retransmits; nothing else to do here.
+                        tracing::debug!(%err, "backend did not take an envelope");
+                    }
+                }
+                Output::Media(cmd) => self.media_command(cmd).await,
+                Output::Notify(n) => self.publish(n),
+            }
+        }
+    }
+
+    async fn media_command(&mut self, cmd: MediaCommand) {
+        let input = match cmd {
+            MediaCommand::Join(req) => {
+                let call_id = req.call_id;
+                self.media
+                    .join(req)
+                    .await
+                    .err()
+                    .map(|e| Input::MediaJoinFailed {
+                        call_id,
+                        message: e.to_string(),
+                    })
+            }
+            MediaCommand::UpdatePlan { call_id, plan } => self
+                .media
+                .update_plan(call_id, plan)
+                .await
+                .err()
+                .map(|e| failed(call_id, &e)),
+            MediaCommand::RemoteSignal { call_id, payload } => self
+                .media
+                .remote_signal(call_id, payload)
+                .await
+                .err()
+                .map(|e| failed(call_id, &e)),
+            MediaCommand::Leave { call_id } => {
+                self.media.leave(call_id).await;
+                None
+            }
+        };
+        if let Some(input) = input {
+            let _ = self.machine.handle_input(input, now());
+        }
+    }
+
+    fn publish(&mut self, n: Notification) {
+        if let Notification::StateChanged(change) = &n {
+            self.state.send_replace(change.state);
+        }
+        let mut subs = self
+            .subscribers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        subs.retain(|tx| tx.send(n.clone()).is_ok());
+    }
+}
+
+async fn sleep_until_opt(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn failed(call_id: CallId, err: &crate::media::MediaError) -> Input {
+    Input::Media(MediaEvent::Failed {
+        call_id,
+        message: err.to_string(),
+    })
+}

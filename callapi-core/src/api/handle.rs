@@ -1,0 +1,218 @@
+//! The app-facing handle.
+
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::call::{
+    CallConfig, CallInfo, CallMachine, CallPolicy, CallState, CallTimings, Command, PrepareConfig,
+};
+use crate::error::CallApiError;
+use crate::media::MediaEngine;
+use crate::protocol::{CallId, CallType, Extension, UserId};
+use crate::signal::SignalClient;
+
+use super::driver::{Driver, Envelope, Reply, Request, Subscribers};
+use super::stream::NotificationStream;
+
+/// One device's call API: a cheap [`Clone`] handle over a tokio task that owns the
+/// [`CallMachine`], the [`SignalClient`] and the [`MediaEngine`].
+///
+/// Every method is `async` and returns a `Result`; notifications arrive on
+/// [`subscribe`](Self::subscribe) streams, and the current state is a `watch`
+/// ([`state_watch`](Self::state_watch)).
+#[derive(Debug, Clone)]
+pub struct CallApi {
+    requests: mpsc::UnboundedSender<Envelope>,
+    state: watch::Receiver<CallState>,
+    subscribers: Subscribers,
+    user: UserId,
+}
+
+impl CallApi {
+    /// Starts a `CallApi` (state `Idle`) on the current tokio runtime.
+    pub fn new<S: SignalClient, M: MediaEngine>(config: CallConfig, signal: S, media: M) -> Self {
+        Self::with_policy(config, crate::call::DefaultPolicy, signal, media)
+    }
+
+    /// Like [`new`](Self::new), with app hooks ([`CallPolicy`]).
+    pub fn with_policy<S: SignalClient, M: MediaEngine>(
+        config: CallConfig,
+        policy: impl CallPolicy,
+        signal: S,
+        media: M,
+    ) -> Self {
+        let user = config.user_id.clone();
+        let now = tokio::time::Instant::now().into_std();
+        let unix_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+            .unwrap_or(0);
+        let mut machine = CallMachine::new(config, now, unix_ms);
+        machine.set_reports_frames(media.reports_frames());
+        machine.set_policy(Box::new(policy));
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (state_tx, state_rx) = watch::channel(CallState::Idle);
+        let subscribers: Subscribers = Arc::new(Mutex::new(Vec::new()));
+        let driver = Driver {
+            machine,
+            signal,
+            media,
+            requests: rx,
+            state: state_tx,
+            subscribers: subscribers.clone(),
+        };
+        tokio::spawn(driver.run());
+        Self {
+            requests: tx,
+            state: state_rx,
+            subscribers,
+            user,
+        }
+    }
+
+    async fn request(&self, req: Request) -> Result<Reply, CallApiError> {
+        let (tx, rx) = oneshot::channel();
+        self.requests
+            .send((req, tx))
+            .map_err(|_| CallApiError::Shutdown)?;
+        rx.await.map_err(|_| CallApiError::Shutdown)?
+    }
+
+    async fn command(&self, cmd: Command) -> Result<(), CallApiError> {
+        self.request(Request::Machine(cmd)).await.map(|_| ())
+    }
+
+    /// The local user.
+    pub fn user_id(&self) -> &UserId {
+        &self.user
+    }
+
+    /// A new stream of every notification from now on.
+    pub fn subscribe(&self) -> NotificationStream {
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.subscribers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(tx);
+        NotificationStream::new(rx)
+    }
+
+    /// The current state.
+    pub fn state(&self) -> CallState {
+        *self.state.borrow()
+    }
+
+    /// A `watch` of the state.
+    pub fn state_watch(&self) -> watch::Receiver<CallState> {
+        self.state.clone()
+    }
+
+    /// Becomes reachable in `Prepared` (or changes the room). Fails with `Busy` during a call.
+    pub async fn prepare(&self, config: PrepareConfig) -> Result<(), CallApiError> {
+        self.command(Command::Prepare(config)).await
+    }
+
+    /// Calls `remote`; returns the new call's id.
+    pub async fn call(&self, remote: &str, call_type: CallType) -> Result<CallId, CallApiError> {
+        self.call_with_extension(remote, call_type, Extension::new())
+            .await
+    }
+
+    /// Calls `remote` with extension data (merged over the prepare extension).
+    pub async fn call_with_extension(
+        &self,
+        remote: &str,
+        call_type: CallType,
+        extension: Extension,
+    ) -> Result<CallId, CallApiError> {
+        let remote =
+            UserId::new(remote).map_err(|e| CallApiError::InvalidArgument(e.to_string()))?;
+        match self
+            .request(Request::Machine(Command::Call {
+                remote,
+                call_type,
+                extension,
+            }))
+            .await?
+        {
+            Reply::CallId(id) => Ok(id),
+            other => Err(CallApiError::InvalidArgument(format!(
+                "unexpected reply {other:?}"
+            ))),
+        }
+    }
+
+    /// Answers the ringing call.
+    pub async fn accept(&self) -> Result<(), CallApiError> {
+        self.command(Command::Accept).await
+    }
+
+    /// Declines the ringing call.
+    pub async fn reject(&self, reason: Option<String>) -> Result<(), CallApiError> {
+        self.command(Command::Reject { reason }).await
+    }
+
+    /// Withdraws the outgoing call.
+    pub async fn cancel(&self) -> Result<(), CallApiError> {
+        self.command(Command::Cancel { reason: None }).await
+    }
+
+    /// Leaves the call (while calling, this cancels or declines).
+    pub async fn hangup(&self, reason: Option<String>) -> Result<(), CallApiError> {
+        self.command(Command::Hangup { reason }).await
+    }
+
+    /// Sends app data to the peer of the current call (reliably).
+    pub async fn send_message(&self, data: impl Into<String>) -> Result<(), CallApiError> {
+        self.command(Command::SendMessage { data: data.into() })
+            .await
+    }
+
+    /// Sends DTMF digits (`0-9 * # A-D`) to the peer of the current call.
+    pub async fn send_dtmf(&self, digits: &str) -> Result<(), CallApiError> {
+        self.command(Command::SendDtmf {
+            digits: digits.to_owned(),
+        })
+        .await
+    }
+
+    /// Timing diagnostics of the current call, or of the last one.
+    pub async fn call_timings(&self) -> Result<Option<CallTimings>, CallApiError> {
+        match self.request(Request::Timings).await? {
+            Reply::Timings(t) => Ok(t),
+            _ => Ok(None),
+        }
+    }
+
+    /// The call in progress, if any.
+    pub async fn call_info(&self) -> Result<Option<CallInfo>, CallApiError> {
+        match self.request(Request::Info).await? {
+            Reply::Info(i) => Ok(i),
+            _ => Ok(None),
+        }
+    }
+
+    /// Asks the media engine for figures; they arrive as a `MediaStats` notification.
+    pub async fn media_stats(&self) -> Result<(), CallApiError> {
+        self.request(Request::MediaStats).await.map(|_| ())
+    }
+
+    /// Hands a fresh token to the signaling backend (renewal on the live link).
+    pub async fn renew_token(&self, token: impl Into<String>) -> Result<(), CallApiError> {
+        self.request(Request::RenewToken(token.into()))
+            .await
+            .map(|_| ())
+    }
+
+    /// Ends any call and goes back to `Idle` (unreachable until the next `prepare`).
+    pub async fn deinitialize(&self) -> Result<(), CallApiError> {
+        self.command(Command::Deinitialize).await
+    }
+
+    /// Hangs up any call, closes the signaling client and stops the task. Every handle then
+    /// returns [`CallApiError::Shutdown`].
+    pub async fn shutdown(&self) -> Result<(), CallApiError> {
+        self.request(Request::Shutdown).await.map(|_| ())
+    }
+}

@@ -1,0 +1,8 @@
+//! The async shell around the call machine: [`CallApi`].
+
+mod driver;
+mod handle;
+mod stream;
+
+pub use handle::CallApi;
+pub use stream::NotificationStream;

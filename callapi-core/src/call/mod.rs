@@ -1,0 +1,22 @@
+//! The call model (DESIGN §3): states, reasons, events, the sans-IO [`CallMachine`] and its
+//! reliable-delivery layer.
+
+mod config;
+mod io;
+mod machine;
+mod reliable;
+mod session;
+mod state;
+mod timings;
+
+pub use config::{
+    CallConfig, CallPolicy, DefaultPolicy, IncomingInvite, PrepareConfig, Reliability,
+    MAX_CALL_TIMEOUT,
+};
+pub use io::{Command, Input, MediaCommand, Output};
+pub use machine::{validate_dtmf, CallMachine, MAX_DTMF_DIGITS, MAX_MESSAGE_BYTES};
+pub use state::{
+    codes, CallError, CallErrorEvent, CallEvent, CallInfo, CallState, ErrorCodeType, EventInfo,
+    Notification, StateChange, StateReason,
+};
+pub use timings::{CallTimings, Milestone};

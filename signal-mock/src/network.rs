@@ -1,0 +1,577 @@
+//! [`MockNetwork`]: an async in-memory signaling network for tokio tests.
+//!
+//! Works under tokio's paused clock (`#[tokio::test(start_paused = true)]`): delayed copies
+//! wait with `tokio::time::sleep_until` in spawned tasks, so the runtime's auto-advance or
+//! `tokio::time::advance` moves them along.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use callapi_core::protocol::{self, DeviceId, Envelope, UserId};
+use callapi_core::signal::{LinkState, SignalError, SignalEvent};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use crate::client::MockSignalClient;
+use crate::fault::FaultPlan;
+use crate::stats::NetworkStats;
+
+/// The link state a connected client sees when its device is taken offline with
+/// [`MockNetwork::set_online`]: the link dropped and the first reconnect attempt (DESIGN §5:
+/// attempts at 0 s, 3 s, ...) is due at once. No further attempts are reported; the next event
+/// is `Link(Connected)` when the device is brought back online.
+pub const OFFLINE_LINK_STATE: LinkState = LinkState::Reconnecting {
+    attempt: 1,
+    next_in: Duration::ZERO,
+};
+
+/// Why a [`MockNetwork`] test hook could not act.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum MockNetworkError {
+    /// The device has no connected client, or its link is offline; call
+    /// [`MockNetwork::connect`] (and [`MockNetwork::set_online`] with `true`) first.
+    #[error(
+        "device {device} of user {user} is not connected; connect it and bring it online first"
+    )]
+    NotConnected {
+        /// The user.
+        user: UserId,
+        /// The device.
+        device: DeviceId,
+    },
+}
+
+/// The live connection of a device.
+#[derive(Debug)]
+struct Conn {
+    id: u64,
+    tx: mpsc::UnboundedSender<SignalEvent>,
+}
+
+#[derive(Debug)]
+struct NetDevice {
+    id: DeviceId,
+    /// Whether the device's link is up (set by `set_online`; default up).
+    link_up: bool,
+    conn: Option<Conn>,
+    stored: Vec<Envelope>,
+    token: Option<String>,
+}
+
+impl NetDevice {
+    fn reachable(&self) -> bool {
+        self.link_up && self.conn.is_some()
+    }
+}
+
+#[derive(Debug)]
+struct Inner {
+    rng: ChaCha8Rng,
+    plan: FaultPlan,
+    store_offline: bool,
+    created: Instant,
+    /// Unix milliseconds at `anchor_at`.
+    anchor_ms: u64,
+    anchor_at: Instant,
+    users: HashMap<UserId, Vec<NetDevice>>,
+    /// Runtime partitions, each pair stored in sorted order.
+    partitions: HashSet<(UserId, UserId)>,
+    stats: NetworkStats,
+    next_conn: u64,
+}
+
+impl Inner {
+    fn device(&self, user: &UserId, device: &DeviceId) -> Option<&NetDevice> {
+        self.users.get(user)?.iter().find(|d| &d.id == device)
+    }
+
+    fn device_mut(&mut self, user: &UserId, device: &DeviceId) -> Option<&mut NetDevice> {
+        self.users
+            .get_mut(user)?
+            .iter_mut()
+            .find(|d| &d.id == device)
+    }
+
+    fn register(&mut self, user: &UserId, device: &DeviceId) {
+        let devices = self.users.entry(user.clone()).or_default();
+        if !devices.iter().any(|d| &d.id == device) {
+            devices.push(NetDevice {
+                id: device.clone(),
+                link_up: true,
+                conn: None,
+                stored: Vec::new(),
+                token: None,
+            });
+        }
+    }
+
+    fn unix_ms(&self) -> u64 {
+        let elapsed = Instant::now().saturating_duration_since(self.anchor_at);
+        self.anchor_ms
+            .saturating_add(u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX))
+    }
+
+    fn is_partitioned(&self, a: &UserId, b: &UserId) -> bool {
+        let elapsed = Instant::now().saturating_duration_since(self.created);
+        self.partitions.contains(&ordered(a, b)) || self.plan.is_partitioned(a, b, elapsed)
+    }
+
+    /// Hands a copy to the device's client now, or stores it if the device is unreachable.
+    fn deliver_now(&mut self, user: &UserId, device: &DeviceId, envelope: Envelope) {
+        let Some(dev) = self.device_mut(user, device) else {
+            self.stats.dropped += 1;
+            return;
+        };
+        if dev.reachable() {
+            if let Some(conn) = &dev.conn {
+                match conn.tx.send(SignalEvent::Message(envelope)) {
+                    Ok(()) => {
+                        self.stats.delivered += 1;
+                        return;
+                    }
+                    Err(mpsc::error::SendError(event)) => {
+                        // The client is gone without closing: treat the device as offline.
+                        dev.conn = None;
+                        if let SignalEvent::Message(envelope) = event {
+                            self.store(user, device, envelope);
+                        }
+                        return;
+                    }
+                }
+            }
+        }
+        self.store(user, device, envelope);
+    }
+
+    /// Keeps a copy for an unreachable device, or drops it.
+    fn store(&mut self, user: &UserId, device: &DeviceId, envelope: Envelope) {
+        if !self.store_offline {
+            self.stats.dropped += 1;
+            return;
+        }
+        if envelope.is_expired(self.unix_ms()) {
+            self.stats.expired_offline += 1;
+            return;
+        }
+        match self.device_mut(user, device) {
+            Some(d) => {
+                d.stored.push(envelope);
+                self.stats.stored_offline += 1;
+            }
+            None => self.stats.dropped += 1,
+        }
+    }
+
+    /// Sends the device's stored envelopes (not expired) through the fault plan.
+    fn flush_stored(&mut self, shared: &Shared, user: &UserId, device: &DeviceId) {
+        let stored = match self.device_mut(user, device) {
+            Some(d) if d.reachable() => std::mem::take(&mut d.stored),
+            _ => return,
+        };
+        let now_ms = self.unix_ms();
+        for envelope in stored {
+            if envelope.is_expired(now_ms) {
+                self.stats.expired_offline += 1;
+            } else {
+                self.transmit(shared, user, device, envelope);
+            }
+        }
+    }
+
+    /// Draws the copy's fate; delivers undelayed copies now and delayed ones from timer tasks.
+    fn transmit(&mut self, shared: &Shared, user: &UserId, device: &DeviceId, envelope: Envelope) {
+        let delays = self.plan.fate(&mut self.rng);
+        match delays.len() {
+            0 => {
+                self.stats.dropped += 1;
+                return;
+            }
+            1 => {}
+            n => self.stats.duplicated += (n - 1) as u64,
+        }
+        let now = Instant::now();
+        for delay in delays {
+            let envelope = envelope.clone();
+            let runtime = tokio::runtime::Handle::try_current();
+            match runtime {
+                Ok(handle) if !delay.is_zero() => {
+                    let shared = Arc::clone(shared);
+                    let (user, device) = (user.clone(), device.clone());
+                    handle.spawn(async move {
+                        tokio::time::sleep_until(now + delay).await;
+                        lock(&shared).deliver_now(&user, &device, envelope);
+                    });
+                }
+                // No delay, or no runtime to wait in: deliver at once.
+                _ => self.deliver_now(user, device, envelope),
+            }
+        }
+    }
+
+    /// Routes an envelope from a connected client.
+    fn route(&mut self, shared: &Shared, envelope: Envelope) {
+        self.stats.sent += 1;
+        if self.is_partitioned(&envelope.from, &envelope.to) {
+            self.stats.partitioned += 1;
+            self.stats.dropped += 1;
+            return;
+        }
+        let targets: Vec<(DeviceId, bool)> = match self.users.get(&envelope.to) {
+            Some(devices) => devices
+                .iter()
+                .filter(|d| envelope.to_device.as_ref().is_none_or(|only| &d.id == only))
+                .map(|d| (d.id.clone(), d.reachable()))
+                .collect(),
+            None => Vec::new(),
+        };
+        if targets.is_empty() {
+            self.stats.unknown_recipient += 1;
+            self.stats.dropped += 1;
+            return;
+        }
+        let user = envelope.to.clone();
+        for (device, reachable) in targets {
+            if reachable {
+                self.transmit(shared, &user, &device, envelope.clone());
+            } else {
+                self.store(&user, &device, envelope.clone());
+            }
+        }
+    }
+
+    /// Checks that connection `conn` is the device's live, online connection.
+    fn check_conn(&self, conn: u64, user: &UserId, device: &DeviceId) -> Result<(), SignalError> {
+        match self.device(user, device) {
+            Some(d) => match &d.conn {
+                Some(c) if c.id == conn => {
+                    if d.link_up {
+                        Ok(())
+                    } else {
+                        Err(SignalError::NotConnected)
+                    }
+                }
+                _ => Err(SignalError::Closed),
+            },
+            None => Err(SignalError::Closed),
+        }
+    }
+
+    /// Sends an event to the device's client if it is connected and online.
+    fn emit(
+        &mut self,
+        user: &UserId,
+        device: &DeviceId,
+        event: SignalEvent,
+    ) -> Result<(), MockNetworkError> {
+        let not_connected = || MockNetworkError::NotConnected {
+            user: user.clone(),
+            device: device.clone(),
+        };
+        let dev = self.device(user, device).ok_or_else(not_connected)?;
+        match &dev.conn {
+            Some(conn) if dev.link_up => conn.tx.send(event).map_err(|_| not_connected()),
+            _ => Err(not_connected()),
+        }
+    }
+}
+
+type Shared = Arc<Mutex<Inner>>;
+
+fn lock(shared: &Shared) -> MutexGuard<'_, Inner> {
+    // A panic while holding the lock cannot leave `Inner` in a state worse than a lost message.
+    shared.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn ordered(a: &UserId, b: &UserId) -> (UserId, UserId) {
+    if a <= b {
+        (a.clone(), b.clone())
+    } else {
+        (b.clone(), a.clone())
+    }
+}
+
+fn system_unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+/// An in-memory signaling network of users and devices for async tests, with seeded faults.
+///
+/// A cheap [`Clone`] handle; every clone drives the same network.
+///
+/// * [`connect`](Self::connect) gives a device a [`MockSignalClient`] (a
+///   [`SignalClient`](callapi_core::signal::SignalClient)); it first yields
+///   `Link(Connected)`.
+/// * A sent envelope has its `from` / `from_device` stamped with the sending client's identity
+///   (like the production server, a client cannot speak as someone else), passes through the
+///   wire codec (so oversized envelopes are refused with `SignalError::Rejected`), and goes to
+///   every registered device of `to` (or `to_device` only). Each copy gets its own fate from
+///   the [`FaultPlan`]; delayed copies are delivered by timer tasks. Partitions (the plan's
+///   windows, measured from the network's creation, and [`partition`](Self::partition)) apply
+///   when an envelope is sent.
+/// * A device that is offline ([`set_online`](Self::set_online) `false`, closed, or
+///   [`register`](Self::register)ed but never connected) has its envelopes stored until their
+///   lifetime ends (while [`set_store_offline`](Self::set_store_offline) is on, the default);
+///   they go through the fault plan again when it is back. Envelopes for unknown users are
+///   dropped.
+/// * Expiry uses [`unix_ms`](Self::unix_ms): the system time at creation plus the tokio time
+///   elapsed since, so paused-clock tests age envelopes by advancing time.
+///
+/// ```
+/// use callapi_core::protocol::{DeviceId, UserId};
+/// use callapi_core::signal::{LinkState, SignalClient, SignalEvent};
+/// use callapi_signal_mock::{FaultPlan, MockNetwork};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let net = MockNetwork::new(1, FaultPlan::default());
+/// let mut bob = net.connect(UserId::new("bob").unwrap(), DeviceId::new("b1").unwrap());
+/// assert_eq!(bob.next_event().await, Some(SignalEvent::Link(LinkState::Connected)));
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct MockNetwork {
+    shared: Shared,
+}
+
+impl MockNetwork {
+    /// A network seeded with `seed`, mistreating messages per `plan` (used as given; see
+    /// [`FaultPlan::validate`]).
+    pub fn new(seed: u64, plan: FaultPlan) -> Self {
+        let now = Instant::now();
+        Self {
+            shared: Arc::new(Mutex::new(Inner {
+                rng: ChaCha8Rng::seed_from_u64(seed),
+                plan,
+                store_offline: true,
+                created: now,
+                anchor_ms: system_unix_ms(),
+                anchor_at: now,
+                users: HashMap::new(),
+                partitions: HashSet::new(),
+                stats: NetworkStats::default(),
+                next_conn: 0,
+            })),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        lock(&self.shared)
+    }
+
+    /// Connects a device and returns its client. The device is registered if it was not.
+    ///
+    /// The client's first event is `Link(Connected)` (or [`OFFLINE_LINK_STATE`] if the device
+    /// was set offline before connecting); envelopes stored for the device follow. Connecting
+    /// a device that already has a client replaces that client: its event stream ends and its
+    /// sends fail with `SignalError::Closed`.
+    ///
+    /// Call it inside a tokio runtime when the fault plan has delays (without one, delayed
+    /// copies are delivered at once).
+    pub fn connect(&self, user: UserId, device: DeviceId) -> MockSignalClient {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let mut inner = self.lock();
+        inner.register(&user, &device);
+        inner.next_conn += 1;
+        let id = inner.next_conn;
+        if let Some(dev) = inner.device_mut(&user, &device) {
+            let first = if dev.link_up {
+                LinkState::Connected
+            } else {
+                OFFLINE_LINK_STATE
+            };
+            // The receiver is alive: it is returned below.
+            let _ = tx.send(SignalEvent::Link(first));
+            dev.conn = Some(Conn { id, tx });
+        }
+        inner.flush_stored(&self.shared, &user, &device);
+        drop(inner);
+        MockSignalClient::new(self.clone(), user, device, id, rx)
+    }
+
+    /// Registers a device without connecting it, so that envelopes for it are stored until it
+    /// connects. Registering an existing device does nothing.
+    pub fn register(&self, user: UserId, device: DeviceId) {
+        self.lock().register(&user, &device);
+    }
+
+    /// Takes a device's link down (`false`) or brings it back (`true`); an unknown device is
+    /// registered first.
+    ///
+    /// Down: its client gets `Link(`[`OFFLINE_LINK_STATE`]`)`, receives nothing more, and its
+    /// sends fail with `SignalError::NotConnected`; envelopes for it are stored. Back up: its
+    /// client gets `Link(Connected)`, then the stored envelopes that have not expired (through
+    /// the fault plan).
+    pub fn set_online(&self, user: UserId, device: DeviceId, online: bool) {
+        let mut inner = self.lock();
+        inner.register(&user, &device);
+        let Some(dev) = inner.device_mut(&user, &device) else {
+            return;
+        };
+        if dev.link_up == online {
+            return;
+        }
+        dev.link_up = online;
+        if let Some(conn) = &dev.conn {
+            let state = if online {
+                LinkState::Connected
+            } else {
+                OFFLINE_LINK_STATE
+            };
+            if conn.tx.send(SignalEvent::Link(state)).is_err() {
+                dev.conn = None;
+            }
+        }
+        if online {
+            inner.flush_stored(&self.shared, &user, &device);
+        }
+    }
+
+    /// Whether the device has a connected client and its link is up.
+    pub fn is_online(&self, user: &UserId, device: &DeviceId) -> bool {
+        self.lock()
+            .device(user, device)
+            .is_some_and(NetDevice::reachable)
+    }
+
+    /// The registered devices of `user`, in registration order.
+    pub fn devices(&self, user: &UserId) -> Vec<DeviceId> {
+        self.lock()
+            .users
+            .get(user)
+            .map(|ds| ds.iter().map(|d| d.id.clone()).collect())
+            .unwrap_or_default()
+    }
+
+    /// Number of envelopes stored for an offline device.
+    pub fn stored(&self, user: &UserId, device: &DeviceId) -> usize {
+        self.lock()
+            .device(user, device)
+            .map_or(0, |d| d.stored.len())
+    }
+
+    /// Cuts `a` and `b` off from each other (both directions) until [`heal`](Self::heal).
+    pub fn partition(&self, a: &UserId, b: &UserId) {
+        self.lock().partitions.insert(ordered(a, b));
+    }
+
+    /// Ends a partition made with [`partition`](Self::partition).
+    pub fn heal(&self, a: &UserId, b: &UserId) {
+        self.lock().partitions.remove(&ordered(a, b));
+    }
+
+    /// The fault plan in use.
+    pub fn fault_plan(&self) -> FaultPlan {
+        self.lock().plan.clone()
+    }
+
+    /// Replaces the fault plan for envelopes sent from now on.
+    pub fn set_fault_plan(&self, plan: FaultPlan) {
+        self.lock().plan = plan;
+    }
+
+    /// Keeps (`true`, the default) or drops (`false`) envelopes for offline devices.
+    pub fn set_store_offline(&self, store: bool) {
+        self.lock().store_offline = store;
+    }
+
+    /// The counters so far.
+    pub fn stats(&self) -> NetworkStats {
+        self.lock().stats
+    }
+
+    /// The network's wall clock in Unix milliseconds (used for expiry checks).
+    pub fn unix_ms(&self) -> u64 {
+        self.lock().unix_ms()
+    }
+
+    /// Sets the network's wall clock: [`unix_ms`](Self::unix_ms) reads `unix_ms` now and
+    /// advances with tokio time from here.
+    pub fn set_unix_ms(&self, unix_ms: u64) {
+        let mut inner = self.lock();
+        inner.anchor_ms = unix_ms;
+        inner.anchor_at = Instant::now();
+    }
+
+    /// Delivers raw bytes to a device as if they came off the wire, bypassing faults: the
+    /// client gets `SignalEvent::Message` if they decode, else `SignalEvent::Invalid`.
+    pub fn inject_raw(
+        &self,
+        user: &UserId,
+        device: &DeviceId,
+        bytes: &[u8],
+    ) -> Result<(), MockNetworkError> {
+        let event = match protocol::decode(bytes) {
+            Ok(envelope) => SignalEvent::Message(envelope),
+            Err(err) => SignalEvent::Invalid(err),
+        };
+        self.lock().emit(user, device, event)
+    }
+
+    /// Tells a device's client that its credentials expire soon (`SignalEvent::TokenWillExpire`).
+    pub fn emit_token_will_expire(
+        &self,
+        user: &UserId,
+        device: &DeviceId,
+    ) -> Result<(), MockNetworkError> {
+        self.lock().emit(user, device, SignalEvent::TokenWillExpire)
+    }
+
+    /// The token last passed to `renew_token` by the device's client.
+    pub fn last_token(&self, user: &UserId, device: &DeviceId) -> Option<String> {
+        self.lock()
+            .device(user, device)
+            .and_then(|d| d.token.clone())
+    }
+
+    pub(crate) fn client_send(
+        &self,
+        conn: u64,
+        user: &UserId,
+        device: &DeviceId,
+        mut envelope: Envelope,
+    ) -> Result<(), SignalError> {
+        let mut inner = self.lock();
+        inner.check_conn(conn, user, device)?;
+        envelope.from = user.clone();
+        envelope.from_device = device.clone();
+        let bytes =
+            protocol::encode(&envelope).map_err(|e| SignalError::Rejected(e.to_string()))?;
+        let envelope = protocol::decode(&bytes).map_err(|e| {
+            SignalError::Rejected(format!("envelope does not survive the wire codec: {e}"))
+        })?;
+        inner.route(&self.shared, envelope);
+        Ok(())
+    }
+
+    pub(crate) fn client_renew(
+        &self,
+        conn: u64,
+        user: &UserId,
+        device: &DeviceId,
+        token: String,
+    ) -> Result<(), SignalError> {
+        let mut inner = self.lock();
+        inner.check_conn(conn, user, device)?;
+        if let Some(d) = inner.device_mut(user, device) {
+            d.token = Some(token);
+        }
+        Ok(())
+    }
+
+    /// Detaches connection `conn` from its device (if it is still the live one).
+    pub(crate) fn client_detach(&self, conn: u64, user: &UserId, device: &DeviceId) {
+        let mut inner = self.lock();
+        if let Some(d) = inner.device_mut(user, device) {
+            if d.conn.as_ref().is_some_and(|c| c.id == conn) {
+                d.conn = None;
+            }
+        }
+    }
+}

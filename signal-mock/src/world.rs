@@ -1,0 +1,403 @@
+//! [`SimWorld`]: bare [`CallMachine`]s wired to a [`SimNetwork`], stepped on a virtual clock.
+//!
+//! Everything is deterministic: the same seed, fault plan and actions give the same run, event
+//! for event, so a failing scenario replays from its seed.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::time::{Duration, Instant};
+
+use callapi_core::call::{
+    CallConfig, CallMachine, CallState, Command, Input, MediaCommand, Notification, Output,
+};
+use callapi_core::media::{MediaEvent, MediaKind};
+use callapi_core::protocol::{CallType, DeviceId, Envelope, UserId};
+use callapi_core::CallApiError;
+
+use crate::fault::FaultPlan;
+use crate::sim::SimNetwork;
+
+/// Wall-clock anchor shared by the network and every machine of a world.
+pub const SIM_UNIX_MS: u64 = 1_700_000_000_000;
+
+/// Index of a device in a [`SimWorld`].
+pub type DeviceIndex = usize;
+
+/// How the simulated media of a device behaves (a stand-in for a real engine).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SimMedia {
+    /// After a join, `LocalJoined` follows after this delay.
+    pub join_delay: Duration,
+    /// After a join, the first remote frame follows after this delay (`None`: never).
+    pub first_frame_delay: Option<Duration>,
+    /// The join fails.
+    pub fail_join: bool,
+}
+
+impl Default for SimMedia {
+    fn default() -> Self {
+        Self {
+            join_delay: Duration::from_millis(20),
+            first_frame_delay: Some(Duration::from_millis(80)),
+            fail_join: false,
+        }
+    }
+}
+
+/// One simulated device: its machine and everything it reported.
+#[derive(Debug)]
+pub struct SimDevice {
+    /// The user.
+    pub user: UserId,
+    /// The device.
+    pub device: DeviceId,
+    /// The call machine.
+    pub machine: CallMachine,
+    /// Every notification, in order, with the virtual time it was produced.
+    pub notifications: Vec<(Duration, Notification)>,
+    /// Every media command, in order.
+    pub media_commands: Vec<MediaCommand>,
+    /// Every envelope sent.
+    pub sent: Vec<Envelope>,
+    /// Simulated media behaviour; `None` means the machine runs without media (`NoMedia`).
+    pub media: Option<SimMedia>,
+}
+
+impl SimDevice {
+    /// The states this device went through, with their reasons.
+    pub fn states(&self) -> Vec<(CallState, callapi_core::call::StateReason)> {
+        self.notifications
+            .iter()
+            .filter_map(|(_, n)| match n {
+                Notification::StateChanged(c) => Some((c.state, c.reason)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The events this device reported.
+    pub fn events(&self) -> Vec<callapi_core::call::CallEvent> {
+        self.notifications
+            .iter()
+            .filter_map(|(_, n)| match n {
+                Notification::Event(e) => Some(e.event),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Scheduled {
+    at: Instant,
+    seq: u64,
+    device: DeviceIndex,
+    what: ScheduledKind,
+}
+
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum ScheduledKind {
+    LocalJoined(callapi_core::protocol::CallId),
+    FirstFrame(callapi_core::protocol::CallId, bool),
+}
+
+/// Call machines on a simulated network, stepped by hand on a virtual clock.
+#[derive(Debug)]
+pub struct SimWorld {
+    /// The network.
+    pub net: SimNetwork,
+    /// The devices, by [`DeviceIndex`].
+    pub devices: Vec<SimDevice>,
+    start: Instant,
+    now: Instant,
+    seed: u64,
+    scheduled: BinaryHeap<Reverse<Scheduled>>,
+    seq: u64,
+    active_media: Vec<(DeviceIndex, callapi_core::protocol::CallId)>,
+}
+
+impl SimWorld {
+    /// An empty world whose network draws faults from `seed`.
+    pub fn new(seed: u64, plan: FaultPlan) -> Self {
+        let start = Instant::now();
+        Self {
+            net: SimNetwork::new(seed, plan, start),
+            devices: Vec::new(),
+            start,
+            now: start,
+            seed,
+            scheduled: BinaryHeap::new(),
+            seq: 0,
+            active_media: Vec::new(),
+        }
+    }
+
+    /// Adds an online device with default settings and the given media behaviour.
+    ///
+    /// # Panics
+    /// If `user` or `device` is not a valid id (this is a test tool).
+    #[allow(clippy::expect_used)]
+    pub fn add_device(&mut self, user: &str, device: &str, media: Option<SimMedia>) -> DeviceIndex {
+        let user = UserId::new(user).expect("valid user id");
+        let device = DeviceId::new(device).expect("valid device id");
+        let index = self.devices.len() as u64;
+        let cfg = CallConfig::new(user.clone(), device.clone())
+            .with_seed(self.seed.wrapping_mul(31).wrapping_add(index + 1));
+        self.add_device_with(cfg, media)
+    }
+
+    /// Adds an online device with a custom configuration.
+    pub fn add_device_with(&mut self, cfg: CallConfig, media: Option<SimMedia>) -> DeviceIndex {
+        let (user, device) = (cfg.user_id.clone(), cfg.device_id.clone());
+        let mut machine = CallMachine::new(cfg, self.start, SIM_UNIX_MS);
+        machine.set_reports_frames(media.is_some());
+        self.net.add_device(user.clone(), device.clone());
+        self.devices.push(SimDevice {
+            user,
+            device,
+            machine,
+            notifications: Vec::new(),
+            media_commands: Vec::new(),
+            sent: Vec::new(),
+            media,
+        });
+        self.devices.len() - 1
+    }
+
+    /// The virtual time now.
+    pub fn now(&self) -> Instant {
+        self.now
+    }
+
+    /// Virtual time elapsed since the world began.
+    pub fn elapsed(&self) -> Duration {
+        self.now - self.start
+    }
+
+    /// The device at `index`.
+    pub fn device(&self, index: DeviceIndex) -> &SimDevice {
+        &self.devices[index]
+    }
+
+    /// Runs a command on a device now.
+    pub fn command(&mut self, index: DeviceIndex, cmd: Command) -> Result<(), CallApiError> {
+        let now = self.now;
+        let result = self.devices[index]
+            .machine
+            .handle_input(Input::Command(cmd), now);
+        self.drain(index);
+        result
+    }
+
+    /// Prepares a device with default settings in room `"{user}-room"`.
+    pub fn prepare_default(&mut self, index: DeviceIndex) -> Result<(), CallApiError> {
+        let room = format!("{}-room", self.devices[index].user);
+        self.command(
+            index,
+            Command::Prepare(callapi_core::call::PrepareConfig::new(room)),
+        )
+    }
+
+    /// Places a call from device `index` to `remote`.
+    #[allow(clippy::expect_used)]
+    pub fn call(
+        &mut self,
+        index: DeviceIndex,
+        remote: &str,
+        call_type: CallType,
+    ) -> Result<(), CallApiError> {
+        let remote = UserId::new(remote).expect("valid user id");
+        self.command(
+            index,
+            Command::Call {
+                remote,
+                call_type,
+                extension: Default::default(),
+            },
+        )
+    }
+
+    /// Feeds a media event to a device now.
+    pub fn media_event(&mut self, index: DeviceIndex, event: MediaEvent) {
+        let now = self.now;
+        let _ = self.devices[index]
+            .machine
+            .handle_input(Input::Media(event), now);
+        self.drain(index);
+    }
+
+    /// Takes a device on- or offline (a link change on its machine, too).
+    pub fn set_online(&mut self, index: DeviceIndex, online: bool) {
+        let now = self.now;
+        let d = &mut self.devices[index];
+        self.net
+            .set_online(d.user.clone(), d.device.clone(), online, now);
+        let state = if online {
+            callapi_core::signal::LinkState::Connected
+        } else {
+            callapi_core::signal::LinkState::Reconnecting {
+                attempt: 1,
+                next_in: Duration::ZERO,
+            }
+        };
+        let _ = d.machine.handle_input(Input::Link(state), now);
+        self.drain(index);
+    }
+
+    fn drain(&mut self, index: DeviceIndex) {
+        let now = self.now;
+        let elapsed = now - self.start;
+        while let Some(out) = self.devices[index].machine.poll_output() {
+            match out {
+                Output::Send(env) => {
+                    self.devices[index].sent.push(env.clone());
+                    self.net.send(env, now);
+                }
+                Output::Media(cmd) => self.on_media_command(index, cmd),
+                Output::Notify(n) => self.devices[index].notifications.push((elapsed, n)),
+                _ => {}
+            }
+        }
+    }
+
+    fn schedule(&mut self, at: Instant, device: DeviceIndex, what: ScheduledKind) {
+        self.seq += 1;
+        self.scheduled.push(Reverse(Scheduled {
+            at,
+            seq: self.seq,
+            device,
+            what,
+        }));
+    }
+
+    fn on_media_command(&mut self, index: DeviceIndex, cmd: MediaCommand) {
+        self.devices[index].media_commands.push(cmd.clone());
+        let Some(media) = self.devices[index].media else {
+            return;
+        };
+        let now = self.now;
+        match cmd {
+            MediaCommand::Join(req) => {
+                if media.fail_join {
+                    let _ = self.devices[index].machine.handle_input(
+                        Input::MediaJoinFailed {
+                            call_id: req.call_id,
+                            message: "simulated join failure".into(),
+                        },
+                        now,
+                    );
+                    return;
+                }
+                self.active_media.push((index, req.call_id));
+                self.schedule(
+                    now + media.join_delay,
+                    index,
+                    ScheduledKind::LocalJoined(req.call_id),
+                );
+                if let Some(delay) = media.first_frame_delay {
+                    let video = req.call_type == CallType::Video;
+                    self.schedule(
+                        now + delay,
+                        index,
+                        ScheduledKind::FirstFrame(req.call_id, video),
+                    );
+                }
+            }
+            MediaCommand::Leave { call_id } => {
+                self.active_media
+                    .retain(|(d, c)| !(*d == index && *c == call_id));
+            }
+            _ => {}
+        }
+    }
+
+    /// The next instant anything happens (a delivery, a timer, a media event).
+    pub fn next_event_at(&self) -> Option<Instant> {
+        let timers = self
+            .devices
+            .iter()
+            .filter_map(|d| d.machine.poll_timeout())
+            .min();
+        let media = self.scheduled.peek().map(|Reverse(s)| s.at);
+        [self.net.next_delivery_at(), timers, media]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// Processes everything due up to `until`, in time order, and moves the clock there.
+    pub fn run_until(&mut self, until: Instant) {
+        while let Some(at) = self.next_event_at() {
+            if at > until {
+                break;
+            }
+            self.now = self.now.max(at);
+            self.step_now();
+        }
+        self.now = self.now.max(until);
+    }
+
+    /// Runs for `d` of virtual time.
+    pub fn run_for(&mut self, d: Duration) {
+        let until = self.now + d;
+        self.run_until(until);
+    }
+
+    /// Runs until nothing is left to happen or `limit` of virtual time passed. Returns whether
+    /// the world went quiet.
+    pub fn run_until_quiet(&mut self, limit: Duration) -> bool {
+        let until = self.now + limit;
+        self.run_until(until);
+        self.next_event_at().is_none()
+    }
+
+    fn step_now(&mut self) {
+        let now = self.now;
+        while let Some(delivery) = self.net.poll_delivery(now) {
+            if let Some(i) = self
+                .devices
+                .iter()
+                .position(|d| d.user == delivery.user && d.device == delivery.device)
+            {
+                let _ = self.devices[i]
+                    .machine
+                    .handle_input(Input::Envelope(delivery.envelope), now);
+                self.drain(i);
+            }
+        }
+        while self.scheduled.peek().is_some_and(|Reverse(s)| s.at <= now) {
+            let Some(Reverse(s)) = self.scheduled.pop() else {
+                break;
+            };
+            let (call_id, event) = match s.what {
+                ScheduledKind::LocalJoined(call_id) => {
+                    (call_id, MediaEvent::LocalJoined { call_id })
+                }
+                ScheduledKind::FirstFrame(call_id, video) => (
+                    call_id,
+                    MediaEvent::FirstRemoteFrame {
+                        call_id,
+                        kind: if video {
+                            MediaKind::Video
+                        } else {
+                            MediaKind::Audio
+                        },
+                    },
+                ),
+            };
+            if self.active_media.contains(&(s.device, call_id)) {
+                self.media_event(s.device, event);
+            }
+        }
+        for i in 0..self.devices.len() {
+            if self.devices[i]
+                .machine
+                .poll_timeout()
+                .is_some_and(|t| t <= now)
+            {
+                self.devices[i].machine.handle_timeout(now);
+                self.drain(i);
+            }
+        }
+    }
+}
