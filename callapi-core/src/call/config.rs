@@ -22,7 +22,8 @@ pub struct CallConfig {
     /// How long in-call messages (accept, hangup, media, message, dtmf, ...) are retransmitted.
     pub message_lifetime: Duration,
     /// How long a callee that accepted waits past the invite's lifetime for the caller's
-    /// confirmation before giving up.
+    /// confirmation before giving up (30 s: the confirmation is retransmitted about ten times in
+    /// that span, so only a dead caller or a long outage exhausts it).
     pub confirm_grace: Duration,
     /// How long a call survives a signaling outage (see DESIGN §5).
     pub signal_grace: Duration,
@@ -37,7 +38,7 @@ impl CallConfig {
             seed: None,
             reliability: Reliability::default(),
             message_lifetime: Duration::from_secs(60),
-            confirm_grace: Duration::from_secs(10),
+            confirm_grace: Duration::from_secs(30),
             signal_grace: Duration::from_secs(30),
         }
     }

@@ -326,7 +326,15 @@ impl CallMachine {
     ) -> Option<Call> {
         let call = self.call.take()?;
         let id = call.id;
-        self.reliable.retain(|e| e.call_id != id);
+        // Stop retransmitting the call's progress messages; its closing messages (cancel,
+        // reject, hangup) keep going until acknowledged, so the peer never gets stuck.
+        self.reliable.retain(|e| {
+            e.call_id != id
+                || matches!(
+                    e.body,
+                    Body::Cancel { .. } | Body::Reject { .. } | Body::Hangup { .. }
+                )
+        });
         if call.media_joined {
             self.media(MediaCommand::Leave { call_id: id });
         }
@@ -334,7 +342,7 @@ impl CallMachine {
             .connected_at
             .map(|at| now.saturating_duration_since(at));
         self.last_timings = Some(call.timings);
-        self.ended.push_back(Ended {
+        self.remember_ended(Ended {
             id,
             role: call.role,
             remote_user: call.remote.user.clone(),
@@ -346,15 +354,6 @@ impl CallMachine {
             reply,
             at: now,
         });
-        let window = self.cfg.reliability.dedupe_window;
-        while self.ended.len() > ENDED_MEMORY
-            || self
-                .ended
-                .front()
-                .is_some_and(|e| now.saturating_duration_since(e.at) > window)
-        {
-            self.ended.pop_front();
-        }
         let target = if self.prepared.is_some() {
             CallState::Prepared
         } else {
@@ -370,6 +369,20 @@ impl CallMachine {
             duration,
         );
         Some(call)
+    }
+
+    fn remember_ended(&mut self, ended: Ended) {
+        let now = ended.at;
+        self.ended.push_back(ended);
+        let window = self.cfg.reliability.dedupe_window;
+        while self.ended.len() > ENDED_MEMORY
+            || self
+                .ended
+                .front()
+                .is_some_and(|e| now.saturating_duration_since(e.at) > window)
+        {
+            self.ended.pop_front();
+        }
     }
 
     fn join_media(&mut self, now: Instant) {
@@ -796,6 +809,17 @@ impl CallMachine {
             }
         } else if let Some(ended) = self.ended.iter().find(|e| e.id == env.call_id).cloned() {
             self.on_late(&ended, env, now);
+        } else if matches!(env.body, Body::Cancel { .. }) {
+            // A cancel overtook its invite: remember the call so the invite never rings.
+            tracing::debug!(call_id = %env.call_id, "cancel for an unknown call: invite will not ring");
+            self.remember_ended(Ended {
+                id: env.call_id,
+                role: MediaRole::Callee,
+                remote_user: env.from,
+                answered: None,
+                reply: LateReply::Hangup,
+                at: now,
+            });
         } else {
             tracing::debug!(call_id = %env.call_id, kind = env.body.kind(), "message for an unknown call ignored");
         }
@@ -834,6 +858,8 @@ impl CallMachine {
                     let own = call.id;
                     tracing::info!(own = %own, winner = %env.call_id, "glare: the other call wins");
                     self.event(CallEvent::Glare, Some(own), None);
+                    // Other devices of the winner may be ringing for our call: stop them.
+                    self.caller_stop(Some("glare".into()), false, None, now);
                     self.finish_call(
                         StateReason::Glare,
                         None,
@@ -1100,14 +1126,6 @@ impl CallMachine {
             self.media(MediaCommand::Leave { call_id: id });
         }
         let lifetime = self.message_lifetime();
-        self.send(
-            user.clone(),
-            Some(dev.clone()),
-            id,
-            Body::Confirm,
-            lifetime,
-            now,
-        );
         for payload in outbox {
             self.send(
                 user.clone(),
@@ -1261,6 +1279,8 @@ impl CallMachine {
             return;
         }
         call.connected_at = Some(now);
+        // The call timeout covers Calling and Connecting only.
+        call.deadline = None;
         call.timings.mark(Milestone::Connected, call.start, now);
         let reason = if call.first_frame_wait {
             StateReason::RecvRemoteFirstFrame
@@ -1287,8 +1307,14 @@ impl CallMachine {
             connected_ms = ?ms[6].1,
             "call connected"
         );
+        let is_caller = call.is_caller();
         if joined {
             self.media(MediaCommand::UpdatePlan { call_id: id, plan });
+        }
+        if is_caller {
+            // The caller is committed now: the answering device may connect too.
+            let lifetime = self.message_lifetime();
+            self.send_to_peer(Body::Confirm, lifetime, now);
         }
         let info = self.call_info();
         self.set_state(

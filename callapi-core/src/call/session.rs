@@ -91,7 +91,7 @@ pub(crate) struct Call {
     pub ringing_seen: bool,
     /// Accepted (callee: locally; caller: by a remote device).
     pub accepted: bool,
-    /// Callee: the caller confirmed our accept. Caller: same as `accepted`.
+    /// Callee: the caller confirmed it is connected. Caller: same as `accepted`.
     pub confirmed: bool,
     pub first_frame: bool,
     pub first_frame_wait: bool,
