@@ -33,6 +33,10 @@ use super::timings::{CallTimings, Milestone};
 const ENDED_MEMORY: usize = 64;
 /// Largest in-call message payload, leaving room for the envelope around it.
 pub const MAX_MESSAGE_BYTES: usize = MAX_ENVELOPE_BYTES - 2048;
+/// Shortest wait for other devices to ring after a busy reply.
+const BUSY_GRACE_MIN: Duration = Duration::from_millis(250);
+/// Longest wait for other devices to ring after a busy reply.
+const BUSY_GRACE_MAX: Duration = Duration::from_secs(2);
 /// Most DTMF digits in one message.
 pub const MAX_DTMF_DIGITS: usize = 64;
 
@@ -146,7 +150,10 @@ impl CallMachine {
 
     /// When [`handle_timeout`](Self::handle_timeout) must next be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let call = self.call.as_ref().and_then(|c| c.deadline);
+        let call = self
+            .call
+            .as_ref()
+            .and_then(|c| [c.deadline, c.busy_until].into_iter().flatten().min());
         let grace = match (&self.call, self.link_down_since) {
             (Some(_), Some(since)) => Some(since + self.cfg.signal_grace),
             _ => None,
@@ -171,6 +178,14 @@ impl CallMachine {
                 self.link_down_since = Some(now);
                 self.on_signal_lost(now);
             }
+        }
+        if self
+            .call
+            .as_ref()
+            .and_then(|c| c.busy_until)
+            .is_some_and(|t| now >= t)
+        {
+            self.on_busy_grace_over(now);
         }
         if let Some(deadline) = self.call.as_ref().and_then(|c| c.deadline) {
             if now >= deadline {
@@ -520,6 +535,8 @@ impl CallMachine {
             invite_expiry: None,
             invite_acked: false,
             ringing_seen: false,
+            busy_until: None,
+            busy_reason: None,
             accepted: false,
             confirmed: false,
             first_frame: false,
@@ -922,6 +939,8 @@ impl CallMachine {
             invite_expiry: Some(now + remaining),
             invite_acked: true,
             ringing_seen: true,
+            busy_until: None,
+            busy_reason: None,
             accepted: false,
             confirmed: false,
             first_frame: false,
@@ -1011,19 +1030,14 @@ impl CallMachine {
                 }
                 if busy {
                     call.remote.set_status(&dev, DeviceStatus::Busy);
-                    if !call.remote.ringing_except(None).is_empty() {
-                        return; // another device is still ringing
+                    if call.busy_until.is_none() {
+                        // Other devices of the callee may still be about to ring: their replies
+                        // travel about as long as this one did. Wait that long (bounded) before
+                        // concluding that the user is busy.
+                        let rtt = now.saturating_duration_since(call.start);
+                        call.busy_until = Some(now + rtt.clamp(BUSY_GRACE_MIN, BUSY_GRACE_MAX));
+                        call.busy_reason = reason;
                     }
-                    self.event(CallEvent::RemoteCallBusy, Some(id), reason.clone());
-                    self.finish_call(
-                        StateReason::RemoteCallBusy,
-                        reason,
-                        LateReply::Cancel {
-                            timeout: false,
-                            elsewhere: None,
-                        },
-                        now,
-                    );
                 } else {
                     call.remote.set_status(&dev, DeviceStatus::Rejected);
                     let others = call.remote.ringing_except(Some(&dev));
@@ -1385,6 +1399,31 @@ impl CallMachine {
                 now,
             );
         }
+    }
+
+    /// A device answered busy a while ago: unless another device rings by now, the user is busy.
+    fn on_busy_grace_over(&mut self, now: Instant) {
+        let state = self.state;
+        let Some(call) = &mut self.call else { return };
+        call.busy_until = None;
+        let reason = call.busy_reason.take();
+        if call.accepted
+            || state != CallState::Calling
+            || !call.remote.ringing_except(None).is_empty()
+        {
+            return; // another device rings (or answered): the call goes on
+        }
+        let id = call.id;
+        self.event(CallEvent::RemoteCallBusy, Some(id), reason.clone());
+        self.finish_call(
+            StateReason::RemoteCallBusy,
+            reason,
+            LateReply::Cancel {
+                timeout: false,
+                elsewhere: None,
+            },
+            now,
+        );
     }
 
     fn on_undelivered(&mut self, env: Envelope, _now: Instant) {

@@ -89,6 +89,10 @@ pub(crate) struct Call {
     pub invite_acked: bool,
     /// Caller: some device rang.
     pub ringing_seen: bool,
+    /// Caller: a device answered busy; unless another rings by then, the call ends busy.
+    pub busy_until: Option<Instant>,
+    /// Caller: the busy device's reason.
+    pub busy_reason: Option<String>,
     /// Accepted (callee: locally; caller: by a remote device).
     pub accepted: bool,
     /// Callee: the caller confirmed it is connected. Caller: same as `accepted`.

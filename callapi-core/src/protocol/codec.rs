@@ -25,8 +25,8 @@ pub enum DecodeError {
     /// The bytes are not valid UTF-8 text.
     #[error("envelope is not valid UTF-8")]
     NotUtf8,
-    /// JSON nesting deeper than the decoder accepts (128 levels).
-    #[error("envelope JSON is nested too deeply")]
+    /// The JSON nests arrays and objects 128 levels deep or more (the envelope object is level 1).
+    #[error("envelope JSON is nested too deeply (128 levels or more)")]
     TooDeep,
     /// Not a JSON object, or a field has the wrong type.
     #[error("malformed envelope: {0}")]
@@ -66,6 +66,10 @@ pub enum EncodeError {
         /// The limit, [`MAX_ENVELOPE_BYTES`].
         max: usize,
     },
+    /// A payload or extension nests so deeply that the envelope would reach 128 levels, which
+    /// receivers refuse; flatten the data.
+    #[error("encoded envelope nests 128 levels or more; receivers refuse it")]
+    TooDeep,
     /// Serialization failed (should not happen for well-formed values).
     #[error("envelope could not be serialized: {0}")]
     Serialize(String),
@@ -108,7 +112,12 @@ struct Wire {
     timeout: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     elsewhere: Option<Elsewhere>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    // `deserialize_with` keeps an explicit `"payload": null` (a valid payload) apart from a missing one.
+    #[serde(
+        default,
+        deserialize_with = "present_value",
+        skip_serializing_if = "Option::is_none"
+    )]
     payload: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     data: Option<String>,
@@ -118,9 +127,65 @@ struct Wire {
     ack_id: Option<MessageId>,
 }
 
+/// Reads only `v`, for classifying envelopes whose other fields do not parse.
 #[derive(Deserialize)]
 struct VersionProbe {
-    v: Option<u64>,
+    v: Option<serde_json::Number>,
+}
+
+/// Nesting level (the envelope object is level 1) at which input is refused. serde_json's own
+/// recursion limit refuses the same level, so both paths agree.
+const DEPTH_LIMIT: usize = 128;
+
+fn present_value<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(d).map(Some)
+}
+
+/// Whether JSON text reaches [`DEPTH_LIMIT`] levels of arrays/objects anywhere, including in
+/// fields the decoder would otherwise skip. Only brackets outside strings count; invalid JSON is
+/// left for the parser to refuse.
+fn too_deep(bytes: &[u8]) -> bool {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for &b in bytes {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth >= DEPTH_LIMIT {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
+}
+
+/// A `v` larger than this library's, read from any JSON number (also ones too large for `u64`).
+fn newer_version(v: &serde_json::Number) -> Option<u64> {
+    let v = match v.as_u64() {
+        Some(v) => v,
+        None => {
+            let f = v.as_f64()?;
+            if !(f.is_finite() && f.fract() == 0.0 && f > 0.0) {
+                return None;
+            }
+            // Saturates at u64::MAX for integers beyond its range.
+            f as u64
+        }
+    };
+    (v > u64::from(PROTOCOL_VERSION)).then_some(v)
 }
 
 fn to_wire(env: &Envelope) -> Wire {
@@ -182,6 +247,9 @@ pub fn encode(env: &Envelope) -> Result<Vec<u8>, EncodeError> {
             max: MAX_ENVELOPE_BYTES,
         });
     }
+    if too_deep(&bytes) {
+        return Err(EncodeError::TooDeep);
+    }
     Ok(bytes)
 }
 
@@ -198,7 +266,7 @@ fn classify(err: &serde_json::Error, text: &str) -> DecodeError {
     }
     // A newer major version may change field types: report the version, not the type error.
     if let Ok(VersionProbe { v: Some(v) }) = serde_json::from_str::<VersionProbe>(text) {
-        if v > u64::from(PROTOCOL_VERSION) {
+        if let Some(v) = newer_version(&v) {
             return DecodeError::UnsupportedVersion {
                 v,
                 supported: PROTOCOL_VERSION,
@@ -227,6 +295,18 @@ pub fn decode_str(text: &str) -> Result<Envelope, DecodeError> {
             size: text.len(),
             max: MAX_ENVELOPE_BYTES,
         });
+    }
+    if too_deep(text.as_bytes()) {
+        return Err(DecodeError::TooDeep);
+    }
+    // serde would also read a struct from a JSON array; the envelope must be an object.
+    if !text
+        .trim_start_matches([' ', '\t', '\n', '\r'])
+        .starts_with('{')
+    {
+        return Err(DecodeError::Malformed(
+            "an envelope must be a JSON object".into(),
+        ));
     }
     let w: Wire = serde_json::from_str(text).map_err(|e| classify(&e, text))?;
     from_wire(w)
