@@ -61,6 +61,7 @@
 
 pub mod api;
 pub mod call;
+pub mod connection;
 pub mod error;
 pub mod media;
 pub mod protocol;

@@ -7,6 +7,7 @@
 use std::future::Future;
 use std::time::Duration;
 
+use crate::connection::Credentials;
 use crate::protocol::{DecodeError, Envelope};
 
 /// State of the link between this device and the signaling service.
@@ -92,4 +93,41 @@ pub trait SignalClient: Send + 'static {
 
     /// Closes the link; no more events follow after it.
     fn close(&mut self) -> impl Future<Output = ()> + Send;
+
+    /// Closes the link for now (the app went to the background); [`resume`](Self::resume)
+    /// reconnects. Default: nothing.
+    fn pause(&mut self) -> impl Future<Output = ()> + Send {
+        async {}
+    }
+
+    /// Reconnects after [`pause`](Self::pause) or [`disconnect`](Self::disconnect).
+    /// Default: nothing.
+    fn resume(&mut self) -> impl Future<Output = ()> + Send {
+        async {}
+    }
+
+    /// Ends the session; with `clear_saved_data`, also forgets tokens. Default: nothing.
+    fn disconnect(&mut self, clear_saved_data: bool) -> impl Future<Output = ()> + Send {
+        let _ = clear_saved_data;
+        async {}
+    }
+
+    /// Replaces the credentials. Switching between token and access-link credentials is refused
+    /// while a session is live. Default: unsupported.
+    fn set_credentials(
+        &mut self,
+        credentials: Credentials,
+    ) -> impl Future<Output = Result<(), SignalError>> + Send {
+        let _ = credentials;
+        async {
+            Err(SignalError::Rejected(
+                "this client has fixed credentials".into(),
+            ))
+        }
+    }
+
+    /// The room an access-link session is limited to (`None`: any room).
+    fn room_scope(&self) -> Option<String> {
+        None
+    }
 }

@@ -75,6 +75,7 @@ pub mod media;
 pub mod network;
 pub mod sim;
 pub mod stats;
+pub mod transport;
 pub mod world;
 
 pub use client::MockSignalClient;
@@ -83,3 +84,4 @@ pub use media::{MediaCommandRecord, MockMedia, MockMediaBehavior, MockMediaContr
 pub use network::{MockNetwork, MockNetworkError, OFFLINE_LINK_STATE};
 pub use sim::{Delivery, SimNetwork, DEFAULT_ANCHOR_MS};
 pub use stats::NetworkStats;
+pub use transport::{Attempt, MockLink, MockTransport, MockTransportControl, ScriptedConnect};

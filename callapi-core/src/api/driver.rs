@@ -9,6 +9,7 @@ use crate::call::{
     CallInfo, CallMachine, CallState, CallTimings, Command, Input, MediaCommand, Notification,
     Output,
 };
+use crate::connection::Credentials;
 use crate::error::CallApiError;
 use crate::media::{MediaEngine, MediaEvent};
 use crate::protocol::CallId;
@@ -31,6 +32,11 @@ pub(crate) enum Request {
     Info,
     MediaStats,
     RenewToken(String),
+    Pause,
+    Resume,
+    Disconnect { clear_saved_data: bool },
+    Reset,
+    SetCredentials(Credentials),
     Shutdown,
 }
 
@@ -46,6 +52,10 @@ pub(crate) struct Driver<S, M> {
     pub requests: mpsc::UnboundedReceiver<Envelope>,
     pub state: watch::Sender<CallState>,
     pub subscribers: Subscribers,
+    /// `pause()` was asked during a call: pause when it ends.
+    pub pause_after_call: bool,
+    /// A call ended during the last flush.
+    pub call_ended: bool,
 }
 
 enum Step {
@@ -141,6 +151,42 @@ impl<S: SignalClient, M: MediaEngine> Driver<S, M> {
                 self.signal.renew_token(token).await?;
                 Ok(Reply::Done)
             }
+            Request::Pause => {
+                if self.machine.call_info().is_some() {
+                    self.pause_after_call = true;
+                } else {
+                    self.signal.pause().await;
+                }
+                Ok(Reply::Done)
+            }
+            Request::Resume => {
+                self.pause_after_call = false;
+                self.signal.resume().await;
+                Ok(Reply::Done)
+            }
+            Request::Disconnect { clear_saved_data } => {
+                self.end_call("disconnect").await;
+                self.signal.disconnect(clear_saved_data).await;
+                if clear_saved_data {
+                    self.machine.clear_saved_data();
+                }
+                Ok(Reply::Done)
+            }
+            Request::Reset => {
+                self.end_call("reset").await;
+                let _ = self
+                    .machine
+                    .handle_input(Input::Command(Command::Deinitialize), now());
+                self.flush().await;
+                self.signal.disconnect(true).await;
+                self.machine.clear_saved_data();
+                Ok(Reply::Done)
+            }
+            Request::SetCredentials(credentials) => {
+                self.signal.set_credentials(credentials).await?;
+                self.machine.set_room_scope(self.signal.room_scope());
+                Ok(Reply::Done)
+            }
             Request::Shutdown => {
                 if self.machine.call_info().is_some() {
                     let _ = self.machine.handle_input(
@@ -155,8 +201,44 @@ impl<S: SignalClient, M: MediaEngine> Driver<S, M> {
         }
     }
 
-    /// Performs every pending output of the machine.
+    /// Hangs up the call in progress, if any, and sends what that produces.
+    async fn end_call(&mut self, why: &str) {
+        if self.machine.call_info().is_some() {
+            let hangup = Command::Hangup {
+                reason: Some(why.to_owned()),
+            };
+            let _ = self.machine.handle_input(Input::Command(hangup), now());
+            self.flush().await;
+        }
+    }
+
+    /// After a call ended: a deferred pause happens now; an access-link session ends with its
+    /// call (disconnects, clears saved data, goes `Idle`).
+    async fn after_call(&mut self) {
+        if !std::mem::take(&mut self.call_ended) {
+            return;
+        }
+        if std::mem::take(&mut self.pause_after_call) {
+            self.signal.pause().await;
+        }
+        if self.signal.room_scope().is_some() {
+            tracing::info!("access-link session ends with its call");
+            let _ = self
+                .machine
+                .handle_input(Input::Command(Command::Deinitialize), now());
+            self.flush_outputs().await;
+            self.signal.disconnect(true).await;
+            self.machine.clear_saved_data();
+        }
+    }
+
+    /// Performs every pending output of the machine, then what follows the end of a call.
     async fn flush(&mut self) {
+        self.flush_outputs().await;
+        self.after_call().await;
+    }
+
+    async fn flush_outputs(&mut self) {
         while let Some(out) = self.machine.poll_output() {
             match out {
                 Output::Send(env) => {
@@ -209,6 +291,15 @@ impl<S: SignalClient, M: MediaEngine> Driver<S, M> {
     fn publish(&mut self, n: Notification) {
         if let Notification::StateChanged(change) = &n {
             self.state.send_replace(change.state);
+            let active = |s: CallState| {
+                matches!(
+                    s,
+                    CallState::Calling | CallState::Connecting | CallState::Connected
+                )
+            };
+            if active(change.previous) && !active(change.state) {
+                self.call_ended = true;
+            }
         }
         let mut subs = self
             .subscribers

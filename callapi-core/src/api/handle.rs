@@ -50,6 +50,7 @@ impl CallApi {
             .unwrap_or(0);
         let mut machine = CallMachine::new(config, now, unix_ms);
         machine.set_reports_frames(media.reports_frames());
+        machine.set_room_scope(signal.room_scope());
         machine.set_policy(Box::new(policy));
         let (tx, rx) = mpsc::unbounded_channel();
         let (state_tx, state_rx) = watch::channel(CallState::Idle);
@@ -61,6 +62,8 @@ impl CallApi {
             requests: rx,
             state: state_tx,
             subscribers: subscribers.clone(),
+            pause_after_call: false,
+            call_ended: false,
         };
         tokio::spawn(driver.run());
         Self {
@@ -201,6 +204,42 @@ impl CallApi {
     /// Hands a fresh token to the signaling backend (renewal on the live link).
     pub async fn renew_token(&self, token: impl Into<String>) -> Result<(), CallApiError> {
         self.request(Request::RenewToken(token.into()))
+            .await
+            .map(|_| ())
+    }
+
+    /// Closes the signaling link while the app is in the background. During a call, the link
+    /// stays up and closes when the call ends. [`resume`](Self::resume) reconnects.
+    pub async fn pause(&self) -> Result<(), CallApiError> {
+        self.request(Request::Pause).await.map(|_| ())
+    }
+
+    /// Reconnects after [`pause`](Self::pause) or [`disconnect`](Self::disconnect) (and cancels
+    /// a pause still waiting for a call to end).
+    pub async fn resume(&self) -> Result<(), CallApiError> {
+        self.request(Request::Resume).await.map(|_| ())
+    }
+
+    /// Hangs up any call and ends the signaling session; with `clear_saved_data`, also forgets
+    /// tokens, pending messages and the memory of past calls.
+    pub async fn disconnect(&self, clear_saved_data: bool) -> Result<(), CallApiError> {
+        self.request(Request::Disconnect { clear_saved_data })
+            .await
+            .map(|_| ())
+    }
+
+    /// Hangs up any call, goes `Idle`, disconnects and clears all saved data.
+    pub async fn reset(&self) -> Result<(), CallApiError> {
+        self.request(Request::Reset).await.map(|_| ())
+    }
+
+    /// Replaces the signaling credentials. Switching between token and access-link credentials
+    /// on a live session is refused: [`disconnect`](Self::disconnect) first.
+    pub async fn set_credentials(
+        &self,
+        credentials: crate::connection::Credentials,
+    ) -> Result<(), CallApiError> {
+        self.request(Request::SetCredentials(credentials))
             .await
             .map(|_| ())
     }

@@ -57,6 +57,7 @@ pub struct CallMachine {
     link: LinkState,
     link_down_since: Option<Instant>,
     last_timings: Option<CallTimings>,
+    room_scope: Option<String>,
 }
 
 impl std::fmt::Debug for CallMachine {
@@ -92,7 +93,25 @@ impl CallMachine {
             link: LinkState::Connected,
             link_down_since: None,
             last_timings: None,
+            room_scope: None,
         }
+    }
+
+    /// Limits the machine to calls in `room` (an access-link session), or lifts the limit.
+    /// Prepare must then use that room, and invites for other rooms are declined as busy.
+    pub fn set_room_scope(&mut self, room: Option<String>) {
+        self.room_scope = room;
+    }
+
+    /// Forgets everything saved across calls: pending retransmissions, the memory of ended
+    /// calls and received message ids, and the last call's timings. A call in progress keeps
+    /// running.
+    pub fn clear_saved_data(&mut self) {
+        let current = self.current_id();
+        self.reliable.retain(|e| Some(e.call_id) == current);
+        self.reliable.clear_seen();
+        self.ended.clear();
+        self.last_timings = None;
     }
 
     /// Tells the machine whether its media engine reports remote frames. Without frames (for
@@ -475,6 +494,14 @@ impl CallMachine {
         }
         if cfg.room_id.is_empty() {
             return Err(CallApiError::InvalidArgument("room_id is empty".into()));
+        }
+        if let Some(scope) = &self.room_scope {
+            if &cfg.room_id != scope {
+                return Err(CallApiError::InvalidArgument(format!(
+                    "this access-link session may only use room {scope:?}, not {:?}",
+                    cfg.room_id
+                )));
+            }
         }
         self.prepared = Some(cfg);
         if self.state != CallState::Prepared {
@@ -892,7 +919,8 @@ impl CallMachine {
                 }
             }
         }
-        if self.state != CallState::Prepared || self.call.is_some() {
+        let out_of_scope = self.room_scope.as_ref().is_some_and(|r| r != &room_id);
+        if self.state != CallState::Prepared || self.call.is_some() || out_of_scope {
             tracing::info!(call_id = %env.call_id, from = %env.from, "busy: declining invite");
             self.event(CallEvent::BusyAutoRejected, Some(env.call_id), None);
             let lifetime = self.message_lifetime();

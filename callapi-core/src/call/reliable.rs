@@ -143,6 +143,12 @@ impl Reliable {
         self.pending.retain(|p| keep(&p.envelope));
     }
 
+    /// Forgets the ids of received envelopes.
+    pub(crate) fn clear_seen(&mut self) {
+        self.seen.clear();
+        self.seen_order.clear();
+    }
+
     /// The next instant something is due.
     pub(crate) fn next_timeout(&self) -> Option<Instant> {
         self.pending
