@@ -10,7 +10,7 @@ use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::error::CallApiError;
-use crate::media::{JoinRequest, MediaEvent, MediaKind, MediaPlan, MediaRole};
+use crate::media::{JoinRequest, MediaEvent, MediaKind, MediaRole};
 use crate::protocol::{
     Body, CallId, CallType, DecodeError, DeviceId, Elsewhere, Envelope, Extension, MessageId,
     UserId, MAX_ENVELOPE_BYTES, PROTOCOL_VERSION,
@@ -548,39 +548,19 @@ impl CallMachine {
         let id = self.next_call_id();
         let lifetime = Self::invite_lifetime(&prep);
         let video = call_type == CallType::Video;
-        self.call = Some(Call {
+        let mut call = Call::new(
             id,
-            role: MediaRole::Caller,
+            MediaRole::Caller,
             call_type,
-            room_id: prep.room_id.clone(),
-            caller: self.cfg.user_id.clone(),
-            callee: remote.clone(),
-            extension: merged.clone(),
-            remote: Participant::new(remote.clone(), None),
-            start: now,
-            deadline: Some(now + lifetime),
-            invite_expiry: None,
-            invite_acked: false,
-            ringing_seen: false,
-            busy_until: None,
-            busy_reason: None,
-            accepted: false,
-            confirmed: false,
-            first_frame: false,
-            first_frame_wait: prep.first_frame_wait && self.reports_frames,
-            media_joined: false,
-            media_peer: None,
-            media_outbox: Vec::new(),
-            media_inbox: Vec::new(),
-            plan: MediaPlan {
-                publish_audio: true,
-                publish_video: video,
-                subscribe_audio: false,
-                subscribe_video: video,
-            },
-            connected_at: None,
-            timings: CallTimings::default(),
-        });
+            prep.room_id.clone(),
+            &self.cfg.user_id,
+            Participant::new(remote.clone(), None),
+            now,
+        );
+        call.extension = merged.clone();
+        call.deadline = Some(now + lifetime);
+        call.first_frame_wait = prep.first_frame_wait && self.reports_frames;
+        self.call = Some(call);
         let reason = if video {
             StateReason::LocalVideoCall
         } else {
@@ -953,39 +933,23 @@ impl CallMachine {
             .join_media_on_ringing(&invite)
             .unwrap_or(prep.join_media_on_ringing);
         let video = call_type == CallType::Video;
-        self.call = Some(Call {
-            id: env.call_id,
-            role: MediaRole::Callee,
+        let mut call = Call::new(
+            env.call_id,
+            MediaRole::Callee,
             call_type,
             room_id,
-            caller: env.from.clone(),
-            callee: self.cfg.user_id.clone(),
-            extension,
-            remote: Participant::new(env.from.clone(), Some(env.from_device.clone())),
-            start: now,
-            deadline: Some(now + remaining),
-            invite_expiry: Some(now + remaining),
-            invite_acked: true,
-            ringing_seen: true,
-            busy_until: None,
-            busy_reason: None,
-            accepted: false,
-            confirmed: false,
-            first_frame: false,
-            first_frame_wait: prep.first_frame_wait && self.reports_frames,
-            media_joined: false,
-            media_peer: Some(env.from_device.clone()),
-            media_outbox: Vec::new(),
-            media_inbox: Vec::new(),
-            plan: MediaPlan {
-                publish_audio: true,
-                publish_video: video,
-                subscribe_audio: false,
-                subscribe_video: video,
-            },
-            connected_at: None,
-            timings: CallTimings::default(),
-        });
+            &self.cfg.user_id,
+            Participant::new(env.from.clone(), Some(env.from_device.clone())),
+            now,
+        );
+        call.extension = extension;
+        call.deadline = Some(now + remaining);
+        call.invite_expiry = Some(now + remaining);
+        call.invite_acked = true;
+        call.ringing_seen = true;
+        call.first_frame_wait = prep.first_frame_wait && self.reports_frames;
+        call.media_peer = Some(env.from_device.clone());
+        self.call = Some(call);
         let reason = if video {
             StateReason::RemoteVideoCall
         } else {

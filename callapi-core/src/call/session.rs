@@ -113,6 +113,58 @@ pub(crate) struct Call {
 }
 
 impl Call {
+    /// A call that has just started, with everything else at its initial value. `local` is this
+    /// device's user; the plan publishes audio (and video for video calls) and subscribes to
+    /// remote video only (remote audio is released at `Connected`).
+    pub(crate) fn new(
+        id: CallId,
+        role: MediaRole,
+        call_type: CallType,
+        room_id: String,
+        local: &UserId,
+        remote: Participant,
+        start: Instant,
+    ) -> Self {
+        let (caller, callee) = match role {
+            MediaRole::Caller => (local.clone(), remote.user.clone()),
+            _ => (remote.user.clone(), local.clone()),
+        };
+        let video = call_type == CallType::Video;
+        Self {
+            id,
+            role,
+            call_type,
+            room_id,
+            caller,
+            callee,
+            extension: Extension::new(),
+            remote,
+            start,
+            deadline: None,
+            invite_expiry: None,
+            invite_acked: false,
+            ringing_seen: false,
+            busy_until: None,
+            busy_reason: None,
+            accepted: false,
+            confirmed: false,
+            first_frame: false,
+            first_frame_wait: true,
+            media_joined: false,
+            media_peer: None,
+            media_outbox: Vec::new(),
+            media_inbox: Vec::new(),
+            plan: MediaPlan {
+                publish_audio: true,
+                publish_video: video,
+                subscribe_audio: false,
+                subscribe_video: video,
+            },
+            connected_at: None,
+            timings: CallTimings::default(),
+        }
+    }
+
     pub(crate) fn info(&self) -> CallInfo {
         CallInfo {
             call_id: self.id,
