@@ -79,7 +79,9 @@ impl Default for Reliability {
 pub struct PrepareConfig {
     /// The local room: where this device's outgoing calls live.
     pub room_id: String,
-    /// Ring time plus connect time before a call gives up; `Duration::ZERO` turns it off.
+    /// Ring time plus connect time before a call gives up (at most [`MAX_CALL_TIMEOUT`]).
+    /// `Duration::ZERO` means no short timeout: the call may ring up to [`MAX_CALL_TIMEOUT`]
+    /// (5 min), the lifetime the invitation needs anyway, so nothing rings forever.
     pub call_timeout: Duration,
     /// Wait for the first remote frame before `Connected`.
     pub first_frame_wait: bool,

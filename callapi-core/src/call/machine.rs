@@ -350,7 +350,7 @@ impl CallMachine {
     }
 
     /// Takes the current call out, stops its media and retransmissions, remembers it as ended,
-    /// and moves to `Prepared` (or `Idle` when `to_idle`).
+    /// and moves to `Prepared` (or `Idle` when not prepared, as during `Deinitialize`).
     fn finish_call(
         &mut self,
         reason: StateReason,
@@ -470,10 +470,14 @@ impl CallMachine {
             Command::SendMessage { data } => self.send_message(data, now),
             Command::SendDtmf { digits } => self.send_dtmf(&digits, now),
             Command::Deinitialize => {
+                // Unprepared first, so that ending the call lands in `Idle` directly.
+                let prepared = self.prepared.take();
                 if self.call.is_some() {
-                    self.hangup(Some("deinitialize".into()), now)?;
+                    if let Err(err) = self.hangup(Some("deinitialize".into()), now) {
+                        self.prepared = prepared;
+                        return Err(err);
+                    }
                 }
-                self.prepared = None;
                 if self.state != CallState::Idle {
                     self.set_state(CallState::Idle, StateReason::None, None, None, None, None);
                 }
@@ -866,7 +870,10 @@ impl CallMachine {
             return;
         }
         if self.current_id() == Some(env.call_id)
-            || self.ended.iter().any(|e| e.id == env.call_id)
+            || self
+                .ended
+                .iter()
+                .any(|e| e.id == env.call_id && e.remote_user == env.from)
             || env.from == self.cfg.user_id
         {
             return;
@@ -1421,8 +1428,8 @@ impl CallMachine {
     fn on_undelivered(&mut self, env: Envelope, _now: Instant) {
         tracing::warn!(id = %env.id, kind = env.body.kind(), to = %env.to, "message not acknowledged within its lifetime");
         let is_current = self.current_id() == Some(env.call_id);
-        // The invite's expiry is handled by the call deadline (same instant).
-        if is_current && matches!(env.body, Body::Invite { .. }) {
+        // The invite's and the ringing's expiry are handled by the call deadline (same instant).
+        if is_current && matches!(env.body, Body::Invite { .. } | Body::Ringing) {
             return;
         }
         self.error(

@@ -88,3 +88,93 @@ pub fn errors(w: &SimWorld, d: DeviceIndex) -> Vec<callapi_core::call::CallError
         })
         .collect()
 }
+
+// ---------------------------------------------------------------- behaviour-test helpers
+
+/// A world on `plan` with alice/a1 and bob/b1, both prepared, with the given media behaviour.
+pub fn two_party_on(
+    seed: u64,
+    plan: FaultPlan,
+    media: Option<SimMedia>,
+) -> (SimWorld, DeviceIndex, DeviceIndex) {
+    let mut w = SimWorld::new(seed, plan);
+    let a = w.add_device("alice", "a1", media);
+    let b = w.add_device("bob", "b1", media);
+    w.prepare_default(a).unwrap();
+    w.prepare_default(b).unwrap();
+    (w, a, b)
+}
+
+/// Prepares device `d` with `cfg`, panicking on refusal.
+pub fn prepare_with(w: &mut SimWorld, d: DeviceIndex, cfg: callapi_core::call::PrepareConfig) {
+    w.command(d, callapi_core::call::Command::Prepare(cfg))
+        .unwrap();
+}
+
+/// The id of the call device `d` is in.
+pub fn current_call_id(w: &SimWorld, d: DeviceIndex) -> callapi_core::protocol::CallId {
+    w.device(d)
+        .machine
+        .call_info()
+        .expect("a call in progress")
+        .call_id
+}
+
+/// Every state change of a device with the virtual time it happened at (the initial
+/// `Prepared` included).
+pub fn state_changes(
+    w: &SimWorld,
+    d: DeviceIndex,
+) -> Vec<(Duration, callapi_core::call::StateChange)> {
+    w.device(d)
+        .notifications
+        .iter()
+        .filter_map(|(t, n)| match n {
+            Notification::StateChanged(c) => Some((*t, c.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// When device `d` last entered `state` with `reason`.
+pub fn time_of(w: &SimWorld, d: DeviceIndex, state: CallState, reason: StateReason) -> Duration {
+    state_changes(w, d)
+        .into_iter()
+        .rev()
+        .find(|(_, c)| c.state == state && c.reason == reason)
+        .map(|(t, _)| t)
+        .unwrap_or_else(|| panic!("device {d} never entered {state:?}({reason:?})"))
+}
+
+/// The envelopes device `d` sent, without acks.
+pub fn sent_without_acks(w: &SimWorld, d: DeviceIndex) -> Vec<callapi_core::protocol::Envelope> {
+    w.device(d)
+        .sent
+        .iter()
+        .filter(|e| !matches!(e.body, callapi_core::protocol::Body::Ack { .. }))
+        .cloned()
+        .collect()
+}
+
+/// The kinds of the distinct envelopes device `d` sent (retransmissions and acks left out), in
+/// order.
+pub fn sent_kinds(w: &SimWorld, d: DeviceIndex) -> Vec<&'static str> {
+    let mut seen = std::collections::HashSet::new();
+    sent_without_acks(w, d)
+        .into_iter()
+        .filter(|e| seen.insert(e.id))
+        .map(|e| e.body.kind())
+        .collect()
+}
+
+/// Event notifications of a device with their details (call id, reason).
+pub fn event_infos(w: &SimWorld, d: DeviceIndex) -> Vec<callapi_core::call::EventInfo> {
+    w.device(d)
+        .notifications
+        .iter()
+        .filter_map(|(_, n)| match n {
+            Notification::Event(e) => Some(e.clone()),
+            _ => None,
+        })
+        .collect()
+}
