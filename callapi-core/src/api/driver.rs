@@ -4,6 +4,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use crate::call::{
     CallInfo, CallMachine, CallState, CallTimings, Command, Input, MediaCommand, Notification,
@@ -45,6 +46,15 @@ pub(crate) type Envelope = (Request, oneshot::Sender<Result<Reply, CallApiError>
 /// Subscribers of notifications.
 pub(crate) type Subscribers = Arc<Mutex<Vec<mpsc::UnboundedSender<Notification>>>>;
 
+/// How the link closes once an ended call's last messages are acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Closing {
+    /// A `pause()` asked for during the call.
+    Pause,
+    /// The end of an access-link session: disconnect and clear saved data.
+    EndSession,
+}
+
 pub(crate) struct Driver<S, M> {
     pub machine: CallMachine,
     pub signal: S,
@@ -52,10 +62,11 @@ pub(crate) struct Driver<S, M> {
     pub requests: mpsc::UnboundedReceiver<Envelope>,
     pub state: watch::Sender<CallState>,
     pub subscribers: Subscribers,
-    /// `pause()` was asked during a call: pause when it ends.
-    pub pause_after_call: bool,
     /// A call ended during the last flush.
     pub call_ended: bool,
+    /// The link closes like this once no call is up and no message awaits its ack (closing it
+    /// at once would cut off the ended call's hangup before it is acknowledged).
+    pub closing: Option<Closing>,
 }
 
 enum Step {
@@ -81,39 +92,22 @@ impl<S: SignalClient, M: MediaEngine> Driver<S, M> {
                 ev = self.media.next_event(), if media_open => Step::Media(ev),
                 () = sleep_until_opt(deadline) => Step::Timer,
             };
-            match step {
-                Step::Request(None) => break,
-                Step::Request(Some((req, reply))) => {
-                    let shutdown = matches!(req, Request::Shutdown);
-                    let result = self.on_request(req).await;
-                    self.flush().await;
-                    let _ = reply.send(result);
-                    if shutdown {
-                        break;
-                    }
-                }
-                Step::Signal(None) => signal_open = false,
-                Step::Signal(Some(ev)) => {
-                    let input = match ev {
-                        SignalEvent::Message(env) => Some(Input::Envelope(env)),
-                        SignalEvent::Invalid(err) => Some(Input::InvalidEnvelope(err)),
-                        SignalEvent::Link(state) => Some(Input::Link(state)),
-                        SignalEvent::TokenWillExpire => {
-                            tracing::warn!("token expires soon and this client cannot renew it");
-                            None
-                        }
-                    };
-                    if let Some(input) = input {
-                        let _ = self.machine.handle_input(input, now());
-                    }
-                }
-                Step::Media(None) => media_open = false,
-                Step::Media(Some(ev)) => {
-                    let _ = self.machine.handle_input(Input::Media(ev), now());
-                }
-                Step::Timer => self.machine.handle_timeout(now()),
+            // Everything the step causes is logged under a span carrying the user and the call.
+            let span = tracing::info_span!(
+                "callapi",
+                user = %self.machine.user_id(),
+                call_id = tracing::field::Empty
+            );
+            if let Some(info) = self.machine.call_info() {
+                span.record("call_id", tracing::field::display(info.call_id));
             }
-            self.flush().await;
+            let stop = self
+                .step(step, &mut signal_open, &mut media_open)
+                .instrument(span)
+                .await;
+            if stop {
+                break;
+            }
         }
         self.signal.close().await;
         if let Some(info) = self.machine.call_info() {
@@ -123,6 +117,44 @@ impl<S: SignalClient, M: MediaEngine> Driver<S, M> {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clear();
+    }
+
+    /// Handles one step and performs its outputs; returns whether the driver must stop.
+    async fn step(&mut self, step: Step, signal_open: &mut bool, media_open: &mut bool) -> bool {
+        match step {
+            Step::Request(None) => return true,
+            Step::Request(Some((req, reply))) => {
+                let shutdown = matches!(req, Request::Shutdown);
+                let result = self.on_request(req).await;
+                self.flush().await;
+                let _ = reply.send(result);
+                if shutdown {
+                    return true;
+                }
+            }
+            Step::Signal(None) => *signal_open = false,
+            Step::Signal(Some(ev)) => {
+                let input = match ev {
+                    SignalEvent::Message(env) => Some(Input::Envelope(env)),
+                    SignalEvent::Invalid(err) => Some(Input::InvalidEnvelope(err)),
+                    SignalEvent::Link(state) => Some(Input::Link(state)),
+                    SignalEvent::TokenWillExpire => {
+                        tracing::warn!("token expires soon and this client cannot renew it");
+                        None
+                    }
+                };
+                if let Some(input) = input {
+                    let _ = self.machine.handle_input(input, now());
+                }
+            }
+            Step::Media(None) => *media_open = false,
+            Step::Media(Some(ev)) => {
+                let _ = self.machine.handle_input(Input::Media(ev), now());
+            }
+            Step::Timer => self.machine.handle_timeout(now()),
+        }
+        self.flush().await;
+        false
     }
 
     async fn on_request(&mut self, req: Request) -> Result<Reply, CallApiError> {
@@ -153,19 +185,23 @@ impl<S: SignalClient, M: MediaEngine> Driver<S, M> {
             }
             Request::Pause => {
                 if self.machine.call_info().is_some() {
-                    self.pause_after_call = true;
+                    // Pause once the call is over (see `after_call`).
+                    self.closing.get_or_insert(Closing::Pause);
                 } else {
                     self.signal.pause().await;
                 }
                 Ok(Reply::Done)
             }
             Request::Resume => {
-                self.pause_after_call = false;
+                if self.closing == Some(Closing::Pause) {
+                    self.closing = None;
+                }
                 self.signal.resume().await;
                 Ok(Reply::Done)
             }
             Request::Disconnect { clear_saved_data } => {
                 self.end_call("disconnect").await;
+                self.closing = None;
                 self.signal.disconnect(clear_saved_data).await;
                 if clear_saved_data {
                     self.machine.clear_saved_data();
@@ -178,6 +214,7 @@ impl<S: SignalClient, M: MediaEngine> Driver<S, M> {
                     .machine
                     .handle_input(Input::Command(Command::Deinitialize), now());
                 self.flush().await;
+                self.closing = None;
                 self.signal.disconnect(true).await;
                 self.machine.clear_saved_data();
                 Ok(Reply::Done)
@@ -212,23 +249,31 @@ impl<S: SignalClient, M: MediaEngine> Driver<S, M> {
         }
     }
 
-    /// After a call ended: a deferred pause happens now; an access-link session ends with its
-    /// call (disconnects, clears saved data, goes `Idle`).
+    /// After a call ended: a pause asked for during the call happens now; an access-link session
+    /// ends with its call (goes `Idle`, disconnects, clears saved data). Either closes the link
+    /// only once the call's last messages are acknowledged (or expired).
     async fn after_call(&mut self) {
-        if !std::mem::take(&mut self.call_ended) {
-            return;
-        }
-        if std::mem::take(&mut self.pause_after_call) {
-            self.signal.pause().await;
-        }
-        if self.signal.room_scope().is_some() {
+        if std::mem::take(&mut self.call_ended) && self.signal.room_scope().is_some() {
             tracing::info!("access-link session ends with its call");
             let _ = self
                 .machine
                 .handle_input(Input::Command(Command::Deinitialize), now());
             self.flush_outputs().await;
-            self.signal.disconnect(true).await;
-            self.machine.clear_saved_data();
+            self.closing = Some(Closing::EndSession);
+        }
+        if self.closing.is_none()
+            || self.machine.call_info().is_some()
+            || self.machine.pending_messages() > 0
+        {
+            return;
+        }
+        match self.closing.take() {
+            Some(Closing::Pause) => self.signal.pause().await,
+            Some(Closing::EndSession) => {
+                self.signal.disconnect(true).await;
+                self.machine.clear_saved_data();
+            }
+            None => {}
         }
     }
 

@@ -62,8 +62,8 @@ impl CallApi {
             requests: rx,
             state: state_tx,
             subscribers: subscribers.clone(),
-            pause_after_call: false,
             call_ended: false,
+            closing: None,
         };
         tokio::spawn(driver.run());
         Self {
@@ -209,7 +209,8 @@ impl CallApi {
     }
 
     /// Closes the signaling link while the app is in the background. During a call, the link
-    /// stays up and closes when the call ends. [`resume`](Self::resume) reconnects.
+    /// stays up and closes when the call ends (once the peer has acknowledged the call's last
+    /// messages, such as the hangup). [`resume`](Self::resume) reconnects.
     pub async fn pause(&self) -> Result<(), CallApiError> {
         self.request(Request::Pause).await.map(|_| ())
     }

@@ -38,8 +38,8 @@ pub fn token_attempt_at(k: usize, rng: &mut impl Rng) -> Option<Duration> {
     TOKEN_FETCH_AT.get(k).map(|base| *base + jitter(rng))
 }
 
-/// When reconnect attempt `k` (0-based) starts, measured from the drop (or from the failure of
-/// the first connection). Attempts never stop; only a permanent error or `disconnect` ends them.
+/// When reconnect attempt `k` (0-based) starts, measured from the start of the series: the
+/// drop, or `start`/`resume` for a first connection. Attempts never stop; only a permanent error or `disconnect` ends them.
 pub fn reconnect_attempt_at(k: usize, rng: &mut impl Rng) -> Duration {
     let base = match RECONNECT_AT.get(k) {
         Some(at) => *at,

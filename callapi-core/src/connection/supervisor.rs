@@ -73,8 +73,9 @@ pub struct Supervisor {
 }
 
 impl Supervisor {
-    /// Starts supervising `transport` on the current tokio runtime; the first connection
-    /// attempt starts at once.
+    /// Starts supervising `transport` on the current tokio runtime. The first attempt follows
+    /// the reconnect schedule like every other: it starts within the 0–2 s jitter (after a token
+    /// fetch, itself jittered), which spreads the load when many clients start together.
     pub fn start<T: Transport>(transport: T, config: SupervisorConfig) -> Self {
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
         let (ev_tx, ev_rx) = mpsc::unbounded_channel();
@@ -486,8 +487,13 @@ impl<T: Transport> Task<T> {
                     }
                     None => return Ending::Retry,
                 },
-                Some(token) = async { match renewal.as_mut() { Some(f) => f.await, None => std::future::pending().await } } => {
+                fetched = async { match renewal.as_mut() { Some(f) => f.await, None => std::future::pending().await } } => {
+                    // Done either way: a finished fetch must not be polled again.
                     renewal = None;
+                    let Some(token) = fetched else {
+                        tracing::warn!("no token to renew with; keeping the link on the old one");
+                        continue;
+                    };
                     match link.renew(&token).await {
                         Ok(()) => self.session.set_token(token),
                         Err(err) => {
