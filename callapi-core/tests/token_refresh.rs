@@ -289,8 +289,13 @@ async fn a_renewal_refused_as_unauthorized_fails_the_link() {
     assert!(!alice.transport.is_linked());
     alice.drain();
     assert!(matches!(
+        alice.links().last(),
+        Some(LinkState::Failed { .. })
+    ));
+    // The machine follows: the session is unusable.
+    assert!(matches!(
         alice.notifications().last(),
-        Some(Notification::Link(LinkState::Failed { .. }))
+        Some(Notification::StateChanged(c)) if c.state == callapi_core::call::CallState::Failed
     ));
 }
 

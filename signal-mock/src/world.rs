@@ -244,6 +244,16 @@ impl SimWorld {
         self.drain(index);
     }
 
+    /// Feeds a link state change to a device's machine now (the network is not touched; see
+    /// [`set_online`](Self::set_online) for that).
+    pub fn link_event(&mut self, index: DeviceIndex, state: callapi_core::signal::LinkState) {
+        let now = self.now;
+        let _ = self.devices[index]
+            .machine
+            .handle_input(Input::Link(state), now);
+        self.drain(index);
+    }
+
     fn drain(&mut self, index: DeviceIndex) {
         let now = self.now;
         let elapsed = now - self.start;

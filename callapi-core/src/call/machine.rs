@@ -508,7 +508,8 @@ impl CallMachine {
             }
         }
         self.prepared = Some(cfg);
-        if self.state != CallState::Prepared {
+        // While the session has failed, the new settings apply once the link is back.
+        if self.state != CallState::Prepared && self.state != CallState::Failed {
             self.set_state(
                 CallState::Prepared,
                 StateReason::None,
@@ -541,6 +542,12 @@ impl CallMachine {
         };
         if self.call.is_some() {
             return Err(CallApiError::Busy(self.state));
+        }
+        if self.state != CallState::Prepared {
+            return Err(CallApiError::InvalidState {
+                action: "call",
+                state: self.state,
+            });
         }
         if remote == self.cfg.user_id {
             return Err(CallApiError::InvalidArgument(
@@ -1593,7 +1600,30 @@ impl CallMachine {
         } else if !up && was_up {
             self.link_down_since = Some(now);
         }
+        let failed = matches!(state, LinkState::Failed { .. });
         self.notify(Notification::Link(state));
+        if failed && self.state != CallState::Failed {
+            // The signaling session is over for good: no call can go on or start.
+            if self.call.is_some() {
+                self.event(CallEvent::SignalLost, self.current_id(), None);
+                self.end_locally("signal_lost", StateReason::SignalLost, now);
+            }
+            self.set_state(
+                CallState::Failed,
+                StateReason::SignalLost,
+                None,
+                None,
+                None,
+                None,
+            );
+        } else if up && self.state == CallState::Failed {
+            let back = if self.prepared.is_some() {
+                CallState::Prepared
+            } else {
+                CallState::Idle
+            };
+            self.set_state(back, StateReason::None, None, None, None, None);
+        }
     }
 }
 
