@@ -1,0 +1,320 @@
+//! [`WsTransport`]: one connection attempt to a callapi signaling server, for the core's
+//! `Supervisor`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use callapi_core::connection::{
+    ConnectError, Credentials, Identity, Supervisor, SupervisorConfig, TokenProvider, Transport,
+};
+use futures::StreamExt;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::time::timeout;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::error::Error as WsError;
+use tokio_tungstenite::tungstenite::http::header::{HeaderValue, AUTHORIZATION, WWW_AUTHENTICATE};
+use tokio_tungstenite::tungstenite::http::{StatusCode, Uri};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{connect_async_tls_with_config, Connector, WebSocketStream};
+
+use super::link::{close_error, WsLink};
+use crate::frames::{close_code, ServerFrame};
+use crate::server::SIGNAL_PATH;
+
+/// Why a client could not be set up.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// The URL is not a `ws://` or `wss://` URL with a host.
+    #[error("invalid signaling URL {url:?}: {reason}")]
+    InvalidUrl {
+        /// The URL given.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The TLS settings could not be built.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
+}
+
+/// Client settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ClientOptions {
+    /// The client pings the server this often. Default 15 s.
+    pub ping_interval: Duration,
+    /// A link silent for this many ping intervals is dead (half-open after a network change).
+    /// Default 2.
+    pub missed_pongs: u32,
+    /// Longest wait for the server's `hello` after the upgrade. Default 10 s.
+    pub hello_timeout: Duration,
+    /// Longest wait for the answer to an in-band renewal. Default 10 s.
+    pub renew_timeout: Duration,
+    /// Longest wait for the server's close frame when closing. Default 1 s.
+    pub close_timeout: Duration,
+    /// Initial read buffer of the socket. Default 4 KiB (tungstenite's is 128 KiB).
+    pub read_buffer_bytes: usize,
+    /// Largest message accepted from the server. Default 256 KiB.
+    pub max_message_bytes: usize,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        Self {
+            ping_interval: Duration::from_secs(15),
+            missed_pongs: 2,
+            hello_timeout: Duration::from_secs(10),
+            renew_timeout: Duration::from_secs(10),
+            close_timeout: Duration::from_secs(1),
+            read_buffer_bytes: 4 * 1024,
+            max_message_bytes: 256 * 1024,
+        }
+    }
+}
+
+impl ClientOptions {
+    fn websocket_config(&self) -> WebSocketConfig {
+        WebSocketConfig::default()
+            .read_buffer_size(self.read_buffer_bytes)
+            .write_buffer_size(0)
+            .max_write_buffer_size(self.max_message_bytes.saturating_mul(4).max(1))
+            .max_message_size(Some(self.max_message_bytes))
+            .max_frame_size(Some(self.max_message_bytes))
+    }
+}
+
+/// A [`Transport`] to a callapi signaling server over WebSocket (`ws://` or `wss://` via
+/// rustls). Give it to the core's `Supervisor` (or use [`WsSignalClient`]) for tokens,
+/// reconnection and renewal.
+#[derive(Debug, Clone)]
+pub struct WsTransport {
+    url: String,
+    tls: Option<Arc<rustls::ClientConfig>>,
+    options: ClientOptions,
+}
+
+impl WsTransport {
+    /// A transport to `url`: `ws://host:port/v1/signal` or `wss://...`. A URL without a path
+    /// gets `/v1/signal`. `wss` trusts the Mozilla roots (`webpki-roots`).
+    pub fn new(url: &str) -> Result<Self, ClientError> {
+        let invalid = |reason: &str| ClientError::InvalidUrl {
+            url: url.to_owned(),
+            reason: reason.to_owned(),
+        };
+        let uri: Uri = url.parse().map_err(|e| invalid(&format!("{e}")))?;
+        let secure = match uri.scheme_str() {
+            Some("ws") => false,
+            Some("wss") => true,
+            _ => return Err(invalid("the scheme must be ws:// or wss://")),
+        };
+        if uri.host().is_none_or(str::is_empty) {
+            return Err(invalid("no host"));
+        }
+        let mut full = url.to_owned();
+        if matches!(uri.path(), "" | "/") {
+            let authority = uri.authority().map(|a| a.as_str()).unwrap_or_default();
+            let scheme = if secure { "wss" } else { "ws" };
+            let query = uri.query().map(|q| format!("?{q}")).unwrap_or_default();
+            full = format!("{scheme}://{authority}{SIGNAL_PATH}{query}");
+        }
+        let tls = if secure {
+            Some(crate::tls::client_config(None)?)
+        } else {
+            None
+        };
+        Ok(Self {
+            url: full,
+            tls,
+            options: ClientOptions::default(),
+        })
+    }
+
+    /// Uses this rustls configuration for `wss://`.
+    pub fn with_tls_config(mut self, config: Arc<rustls::ClientConfig>) -> Self {
+        self.tls = Some(config);
+        self
+    }
+
+    /// Also trusts the certificates in `pem` (a private CA, a self-signed certificate).
+    pub fn with_root_certificates_pem(mut self, pem: &[u8]) -> Result<Self, ClientError> {
+        self.tls = Some(crate::tls::client_config(Some(pem))?);
+        Ok(self)
+    }
+
+    /// Replaces the client settings.
+    pub fn with_options(mut self, options: ClientOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// The endpoint URL.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    fn request(
+        &self,
+        identity: &Identity,
+        token: &str,
+    ) -> Result<tokio_tungstenite::tungstenite::handshake::client::Request, ConnectError> {
+        let sep = if self.url.contains('?') { '&' } else { '?' };
+        let device: String =
+            form_urlencoded::byte_serialize(identity.device.as_str().as_bytes()).collect();
+        let url = format!("{}{sep}device={device}", self.url);
+        let mut req = url
+            .into_client_request()
+            .map_err(|e| ConnectError::Unauthorized(format!("bad signaling URL: {e}")))?;
+        let auth = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
+            ConnectError::Unauthorized("the token is not a valid HTTP header value".into())
+        })?;
+        req.headers_mut().insert(AUTHORIZATION, auth);
+        Ok(req)
+    }
+}
+
+/// Maps a failed WebSocket handshake to what the supervisor should do.
+fn handshake_error(err: WsError) -> ConnectError {
+    match err {
+        WsError::Http(resp) => {
+            let status = resp.status();
+            let body = resp
+                .body()
+                .as_deref()
+                .map(String::from_utf8_lossy)
+                .unwrap_or_default()
+                .into_owned();
+            let message = serde_json::from_str::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|v| v.get("message").and_then(|m| m.as_str()).map(str::to_owned))
+                .unwrap_or_else(|| format!("HTTP {status}"));
+            if status == StatusCode::UNAUTHORIZED {
+                let expired_header = resp
+                    .headers()
+                    .get(WWW_AUTHENTICATE)
+                    .and_then(|v| v.to_str().ok())
+                    .is_some_and(|v| v.contains("error_description=\"token expired\""));
+                if expired_header || body.contains("\"token_expired\"") {
+                    ConnectError::TokenExpired
+                } else {
+                    ConnectError::Unauthorized(message)
+                }
+            } else {
+                ConnectError::Transient(format!("HTTP {status}: {message}"))
+            }
+        }
+        other => ConnectError::Transient(other.to_string()),
+    }
+}
+
+/// Reads frames until the server's `hello`.
+async fn wait_hello<S>(
+    ws: &mut WebSocketStream<S>,
+) -> Result<(String, String, u64, Option<String>), ConnectError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    loop {
+        match ws.next().await {
+            Some(Ok(Message::Text(text))) => match serde_json::from_str::<ServerFrame>(&text) {
+                Ok(ServerFrame::Hello {
+                    user,
+                    device,
+                    exp,
+                    room,
+                }) => return Ok((user, device, exp, room)),
+                _ => {
+                    return Err(ConnectError::Transient(
+                        "the server did not start with a hello frame".into(),
+                    ))
+                }
+            },
+            Some(Ok(Message::Close(frame))) => {
+                let code = frame.as_ref().map(|f| u16::from(f.code));
+                return Err(match close_error(frame.as_ref()) {
+                    Some(err) => err,
+                    None if code == Some(close_code::GOING_AWAY) => {
+                        ConnectError::Transient("server going away".into())
+                    }
+                    None => ConnectError::Transient("closed before hello".into()),
+                });
+            }
+            Some(Ok(_)) => {}
+            Some(Err(err)) => return Err(ConnectError::Transient(err.to_string())),
+            None => return Err(ConnectError::Transient("closed before hello".into())),
+        }
+    }
+}
+
+impl Transport for WsTransport {
+    type Link = WsLink;
+
+    async fn connect(&mut self, identity: &Identity, token: &str) -> Result<WsLink, ConnectError> {
+        let req = self.request(identity, token)?;
+        let connector = match &self.tls {
+            Some(config) => Connector::Rustls(config.clone()),
+            None => Connector::Plain,
+        };
+        let (mut ws, _resp) = connect_async_tls_with_config(
+            req,
+            Some(self.options.websocket_config()),
+            true,
+            Some(connector),
+        )
+        .await
+        .map_err(handshake_error)?;
+        let hello = match timeout(self.options.hello_timeout, wait_hello(&mut ws)).await {
+            Ok(result) => result?,
+            Err(_) => {
+                return Err(ConnectError::Transient(
+                    "no hello from the server in time".into(),
+                ))
+            }
+        };
+        if hello.0 != identity.user.as_str() {
+            return Err(ConnectError::Unauthorized(format!(
+                "the token is for user {:?}, not {:?}",
+                hello.0,
+                identity.user.as_str()
+            )));
+        }
+        if hello.1 != identity.device.as_str() {
+            return Err(ConnectError::Unauthorized(format!(
+                "the server registered device {:?}, not {:?}",
+                hello.1,
+                identity.device.as_str()
+            )));
+        }
+        Ok(WsLink::start(ws, hello, &self.options))
+    }
+}
+
+/// Convenience constructors of a supervised WebSocket [`SignalClient`](callapi_core::signal::SignalClient).
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct WsSignalClient;
+
+impl WsSignalClient {
+    /// Connects `user` (user and device) to the server at `url` with tokens from
+    /// `token_provider`: a `Supervisor` over a [`WsTransport`], which fetches tokens, connects,
+    /// renews tokens in-band and reconnects on the DESIGN §5 schedule. Call it inside a tokio
+    /// runtime. The connection is made in the background: watch `link_state()` or the
+    /// `SignalEvent::Link` events.
+    pub fn connect(
+        url: &str,
+        user: Identity,
+        token_provider: impl TokenProvider,
+    ) -> Result<Supervisor, ClientError> {
+        let transport = WsTransport::new(url)?;
+        Ok(Self::start(
+            transport,
+            SupervisorConfig::new(user, Credentials::token(token_provider)),
+        ))
+    }
+
+    /// A supervisor over `transport` with full control of the settings (credentials, seed).
+    pub fn start(transport: WsTransport, config: SupervisorConfig) -> Supervisor {
+        Supervisor::start(transport, config)
+    }
+}

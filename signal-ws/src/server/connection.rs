@@ -1,0 +1,473 @@
+//! One WebSocket connection after the upgrade: registration, relaying in both directions,
+//! keepalive, token expiry and renewal, rate and size limits, and closing with the documented
+//! codes.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use callapi_core::protocol::{decode_str, Body, DecodeError, DeviceId, UserId};
+use futures::{SinkExt, StreamExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::mpsc;
+use tokio::time::{sleep_until, timeout, Instant};
+use tokio_tungstenite::tungstenite::error::Error as WsError;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
+use tokio_tungstenite::WebSocketStream;
+
+use super::hub::{Hub, RouteError};
+use super::limits::{RateLimiter, RateVerdict};
+use super::Shared;
+use crate::frames::{close_code, ClientFrame, ErrorCode, Probe, ServerFrame};
+
+/// Who the connection is, from its token.
+#[derive(Debug, Clone)]
+pub(crate) struct Session {
+    pub(crate) user: UserId,
+    pub(crate) device: DeviceId,
+    pub(crate) room: Option<String>,
+    pub(crate) exp: u64,
+}
+
+/// The instant of `exp` (Unix seconds) plus `leeway`, on tokio's clock.
+fn instant_of(exp: u64, leeway: Duration) -> Instant {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0);
+    let at_ms = exp.saturating_mul(1000);
+    Instant::now() + Duration::from_millis(at_ms.saturating_sub(now_ms)) + leeway
+}
+
+/// Counts an open connection in the `connections` gauge while it lives.
+struct Counted(Arc<super::metrics::Metrics>);
+
+impl Counted {
+    fn new(metrics: Arc<super::metrics::Metrics>) -> Self {
+        metrics.connections.inc();
+        metrics.accepted.inc();
+        Self(metrics)
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.connections.dec();
+    }
+}
+
+/// Unregisters the device when dropped.
+struct Registered<'a> {
+    hub: &'a Hub,
+    user: &'a UserId,
+    conn: u64,
+}
+
+impl Drop for Registered<'_> {
+    fn drop(&mut self) {
+        self.hub.unregister(self.user, self.conn);
+    }
+}
+
+/// How the loop ends.
+enum Flow {
+    Continue,
+    Stop,
+}
+
+struct Conn<S> {
+    /// Declared before `ws`: fields drop in order, so the gauge is down before the socket closes.
+    _counted: Counted,
+    ws: WebSocketStream<S>,
+    shared: Arc<Shared>,
+    session: Session,
+    expires_at: Instant,
+    warn_at: Instant,
+    warned: bool,
+}
+
+/// Serves one upgraded socket until it closes.
+pub(crate) async fn run<S>(ws: WebSocketStream<S>, session: Session, shared: Arc<Shared>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    let metrics = shared.metrics.clone();
+    let leeway = shared.config.timers.token_leeway;
+    let expires_at = instant_of(session.exp, leeway);
+    let warn_at = expires_at
+        .checked_sub(shared.config.timers.expiry_warning)
+        .unwrap_or_else(Instant::now);
+    let mut conn = Conn {
+        _counted: Counted::new(metrics.clone()),
+        ws,
+        shared: shared.clone(),
+        session,
+        expires_at,
+        warn_at,
+        warned: false,
+    };
+    let (tx, rx) = mpsc::channel(shared.config.limits.outbound_queue);
+    let hub = shared.hub.clone();
+    let registered = hub.register(
+        &conn.session.user,
+        &conn.session.device,
+        conn.session.room.clone(),
+        tx,
+    );
+    let conn_id = match registered {
+        Ok(id) => id,
+        Err(_) => {
+            metrics.limit_hit("connections_per_user");
+            tracing::info!(user = %conn.session.user, "too many connections for this user");
+            conn.close(
+                close_code::TOO_MANY_CONNECTIONS,
+                "too many connections for this user",
+            )
+            .await;
+            return;
+        }
+    };
+    let user = conn.session.user.clone();
+    let _registered = Registered {
+        hub: &hub,
+        user: &user,
+        conn: conn_id,
+    };
+    tracing::debug!(user = %conn.session.user, device = %conn.session.device, "connected");
+    let hello = ServerFrame::Hello {
+        user: conn.session.user.to_string(),
+        device: conn.session.device.to_string(),
+        exp: conn.session.exp,
+        room: conn.session.room.clone(),
+    };
+    if conn.send_frame(&hello).await {
+        conn.serve(rx).await;
+    }
+    tracing::debug!(user = %conn.session.user, device = %conn.session.device, "disconnected");
+}
+
+impl<S> Conn<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    async fn serve(&mut self, mut rx: mpsc::Receiver<Utf8Bytes>) {
+        let timers = self.shared.config.timers.clone();
+        let limits = self.shared.config.limits.clone();
+        let dead_after = timers.dead_after();
+        let mut last_seen = Instant::now();
+        let mut ping =
+            tokio::time::interval_at(Instant::now() + timers.ping_interval, timers.ping_interval);
+        ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut limiter = RateLimiter::new(
+            limits.rate_per_sec,
+            limits.rate_burst,
+            limits.rate_close_after,
+            limits.rate_window,
+            std::time::Instant::now(),
+        );
+        let mut shutdown = self.shared.shutdown.subscribe();
+        loop {
+            let flow = tokio::select! {
+                () = super::wait_shutdown(&mut shutdown) => {
+                    self.close(close_code::GOING_AWAY, "server shutting down").await;
+                    Flow::Stop
+                }
+                incoming = self.ws.next() => {
+                    last_seen = Instant::now();
+                    self.on_incoming(incoming, &mut limiter).await
+                }
+                out = rx.recv() => match out {
+                    Some(text) => self.send(Message::Text(text)).await,
+                    None => {
+                        self.close(close_code::REPLACED, "replaced by a newer connection of this device").await;
+                        Flow::Stop
+                    }
+                },
+                _ = ping.tick() => self.send(Message::Ping(Default::default())).await,
+                () = sleep_until(last_seen + dead_after) => {
+                    self.shared.metrics.keepalive_drops.inc();
+                    tracing::info!(user = %self.session.user, device = %self.session.device,
+                        "no pong for {dead_after:?}; dropping the socket");
+                    Flow::Stop
+                }
+                () = sleep_until(self.warn_at), if !self.warned => {
+                    self.warned = true;
+                    self.send_frame(&ServerFrame::TokenWillExpire { exp: self.session.exp }).await.into()
+                }
+                () = sleep_until(self.expires_at) => {
+                    self.shared.metrics.expiry_closes.inc();
+                    self.close(close_code::TOKEN_EXPIRED, "token expired").await;
+                    Flow::Stop
+                }
+            };
+            if let Flow::Stop = flow {
+                return;
+            }
+        }
+    }
+
+    async fn on_incoming(
+        &mut self,
+        incoming: Option<Result<Message, WsError>>,
+        limiter: &mut RateLimiter,
+    ) -> Flow {
+        let msg = match incoming {
+            None => return Flow::Stop,
+            Some(Ok(msg)) => msg,
+            Some(Err(WsError::Capacity(err))) => {
+                self.shared.metrics.limit_hit("frame_size");
+                tracing::info!(user = %self.session.user, %err, "oversize message");
+                self.close_oversize().await;
+                return Flow::Stop;
+            }
+            Some(Err(err)) => {
+                tracing::debug!(user = %self.session.user, %err, "socket error");
+                return Flow::Stop;
+            }
+        };
+        if matches!(msg, Message::Binary(_) | Message::Ping(_)) {
+            if let Some(flow) = self
+                .limit(limiter.check(std::time::Instant::now()), None)
+                .await
+            {
+                return flow;
+            }
+        }
+        match msg {
+            Message::Text(text) => self.on_text(text, limiter).await,
+            Message::Binary(_) => {
+                self.shared.metrics.dropped("invalid");
+                self.error(
+                    ErrorCode::InvalidEnvelope,
+                    "binary frames are not used: send each envelope as a JSON text frame".into(),
+                    None,
+                )
+                .await
+            }
+            Message::Close(_) => {
+                // Answer the peer's close (tungstenite queued the reply) and stop.
+                let _ = timeout(self.shared.config.timers.close_timeout, self.ws.close(None)).await;
+                Flow::Stop
+            }
+            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => Flow::Continue,
+        }
+    }
+
+    /// Applies a rate verdict: `None` to go on, or how the message was answered.
+    async fn limit(&mut self, verdict: RateVerdict, id: Option<String>) -> Option<Flow> {
+        match verdict {
+            RateVerdict::Pass => None,
+            RateVerdict::Drop => {
+                self.shared.metrics.dropped("rate_limited");
+                self.shared.metrics.limit_hit("rate");
+                let msg = "message rate exceeded; the message was dropped".to_owned();
+                Some(self.error(ErrorCode::RateLimited, msg, id).await)
+            }
+            RateVerdict::Close => {
+                self.shared.metrics.limit_hit("rate_close");
+                self.close(close_code::RATE_LIMITED, "message rate exceeded repeatedly")
+                    .await;
+                Some(Flow::Stop)
+            }
+        }
+    }
+
+    async fn on_text(&mut self, text: Utf8Bytes, limiter: &mut RateLimiter) -> Flow {
+        let decoded = decode_str(&text);
+        // Only a frame that is not an envelope is probed for a control `type` and an `id`.
+        let probe = match &decoded {
+            Ok(_) => Probe::default(),
+            Err(_) => Probe::of(&text).unwrap_or_default(),
+        };
+        let now = std::time::Instant::now();
+        let (verdict, id) = match &decoded {
+            Ok(env) if matches!(env.body, Body::Ack { .. }) => {
+                (limiter.check_ack(now), Some(env.id.to_string()))
+            }
+            Ok(env) => (limiter.check(now), Some(env.id.to_string())),
+            Err(_) => (limiter.check(now), probe.id_string()),
+        };
+        if let Some(flow) = self.limit(verdict, id).await {
+            return flow;
+        }
+        let err = match decoded {
+            Ok(env) => {
+                if env.from != self.session.user || env.from_device != self.session.device {
+                    self.shared.metrics.dropped("spoofed");
+                    let msg = format!(
+                        "from/from_device must be {:?}/{:?}, the identity of this connection's token",
+                        self.session.user.as_str(),
+                        self.session.device.as_str()
+                    );
+                    return self
+                        .error(ErrorCode::SpoofedFrom, msg, Some(env.id.to_string()))
+                        .await;
+                }
+                self.shared.metrics.received.inc();
+                let routed = self
+                    .shared
+                    .hub
+                    .route(self.session.room.as_deref(), &env, text);
+                return match routed {
+                    Ok(()) => Flow::Continue,
+                    Err(RouteError::OutOfScope(msg)) => {
+                        self.shared.metrics.dropped("out_of_scope");
+                        self.error(ErrorCode::OutOfScope, msg, Some(env.id.to_string()))
+                            .await
+                    }
+                };
+            }
+            Err(err) => err,
+        };
+        match probe.kind.as_deref() {
+            Some(kind @ ("renew" | "ping")) => match serde_json::from_str::<ClientFrame>(&text) {
+                Ok(ClientFrame::Renew { token }) => self.renew(&token).await,
+                Ok(ClientFrame::Ping { nonce }) => {
+                    let nonce = nonce.map(|n| n.chars().take(64).collect());
+                    self.send_frame(&ServerFrame::Pong { nonce }).await.into()
+                }
+                Err(e) => {
+                    self.error(
+                        ErrorCode::InvalidEnvelope,
+                        format!("invalid {kind} frame: {e}"),
+                        None,
+                    )
+                    .await
+                }
+            },
+            Some(other) => {
+                let msg = format!("unknown control frame type {other:?}");
+                self.error(ErrorCode::InvalidEnvelope, msg, None).await
+            }
+            None => {
+                self.shared.metrics.dropped("invalid");
+                let code = match err {
+                    DecodeError::TooLarge { .. } => ErrorCode::TooLarge,
+                    _ => ErrorCode::InvalidEnvelope,
+                };
+                self.error(code, err.to_string(), probe.id_string()).await
+            }
+        }
+    }
+
+    async fn renew(&mut self, token: &str) -> Flow {
+        match self.shared.authority.verify(token) {
+            Ok(v) => {
+                let same = v.user == self.session.user
+                    && v.device.as_ref().is_none_or(|d| *d == self.session.device)
+                    && v.room == self.session.room;
+                if !same {
+                    self.shared.metrics.renewal("identity_mismatch");
+                    self.close(
+                        close_code::UNAUTHORIZED,
+                        "renewal token is for another user, device or room",
+                    )
+                    .await;
+                    return Flow::Stop;
+                }
+                self.shared.metrics.renewal("ok");
+                self.session.exp = v.exp;
+                self.expires_at = instant_of(v.exp, self.shared.config.timers.token_leeway);
+                self.warn_at = self
+                    .expires_at
+                    .checked_sub(self.shared.config.timers.expiry_warning)
+                    .unwrap_or_else(Instant::now);
+                self.warned = false;
+                self.send_frame(&ServerFrame::Renewed { exp: v.exp })
+                    .await
+                    .into()
+            }
+            Err(err) => {
+                self.shared.metrics.renewal("refused");
+                self.error(ErrorCode::BadToken, format!("renewal refused: {err}"), None)
+                    .await
+            }
+        }
+    }
+
+    async fn error(&mut self, code: ErrorCode, message: String, id: Option<String>) -> Flow {
+        self.send_frame(&ServerFrame::Error { code, message, id })
+            .await
+            .into()
+    }
+
+    /// Sends a control frame; `false` if the socket is gone.
+    async fn send_frame(&mut self, frame: &ServerFrame) -> bool {
+        match serde_json::to_string(frame) {
+            Ok(json) => matches!(self.send(Message::text(json)).await, Flow::Continue),
+            Err(_) => true,
+        }
+    }
+
+    async fn send(&mut self, msg: Message) -> Flow {
+        match timeout(self.shared.config.timers.write_timeout, self.ws.send(msg)).await {
+            Ok(Ok(())) => Flow::Continue,
+            Ok(Err(err)) => {
+                tracing::debug!(user = %self.session.user, %err, "write failed");
+                Flow::Stop
+            }
+            Err(_) => {
+                tracing::info!(user = %self.session.user, "write timed out; dropping the socket");
+                Flow::Stop
+            }
+        }
+    }
+
+    /// Sends a close frame and waits (briefly) for the peer's.
+    async fn close(&mut self, code: u16, reason: &'static str) {
+        let wait = self.shared.config.timers.close_timeout;
+        let frame = CloseFrame {
+            code: CloseCode::from(code),
+            reason: reason.into(),
+        };
+        if !matches!(timeout(wait, self.ws.close(Some(frame))).await, Ok(Ok(()))) {
+            return;
+        }
+        let _ = timeout(wait, async {
+            while let Some(Ok(msg)) = self.ws.next().await {
+                if let Message::Close(_) = msg {
+                    break;
+                }
+            }
+        })
+        .await;
+    }
+
+    /// Closes with 1009 after an oversize message. The rest of that message is still arriving
+    /// and cannot be parsed: discard raw bytes until the peer closes, so that the close frame
+    /// is not lost to a TCP reset.
+    async fn close_oversize(&mut self) {
+        let wait = self.shared.config.timers.close_timeout;
+        let frame = CloseFrame {
+            code: CloseCode::from(close_code::MESSAGE_TOO_BIG),
+            reason: format!(
+                "message larger than {} bytes",
+                self.shared.config.limits.max_frame_bytes
+            )
+            .into(),
+        };
+        let _ = timeout(wait, self.ws.close(Some(frame))).await;
+        let io = self.ws.get_mut();
+        let _ = timeout(wait, async {
+            let _ = io.shutdown().await;
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = io.read(&mut buf).await {
+                if n == 0 {
+                    break;
+                }
+            }
+        })
+        .await;
+    }
+}
+
+impl From<bool> for Flow {
+    fn from(ok: bool) -> Self {
+        if ok {
+            Flow::Continue
+        } else {
+            Flow::Stop
+        }
+    }
+}
