@@ -1,0 +1,127 @@
+//! What a call's tasks and its peer connection's event handler share: [`CallCtx`], and what
+//! every call of an engine shares: [`Shared`].
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use callapi_core::media::{MediaEvent, MediaKind, MediaPlan};
+use callapi_core::protocol::CallId;
+use tokio::sync::{mpsc, watch};
+use tokio::task::AbortHandle;
+
+use crate::config::WebRtcConfig;
+use crate::counters::Counters;
+use crate::sink::Subscribers;
+use crate::source::MediaSource;
+
+/// What every call of an engine shares.
+pub(crate) struct Shared {
+    pub(crate) events: mpsc::UnboundedSender<MediaEvent>,
+    pub(crate) counters: Counters,
+    pub(crate) subscribers: Subscribers,
+    /// Peer connections whose event handler is still alive (not yet freed).
+    pub(crate) live: watch::Sender<usize>,
+    pub(crate) source: Arc<dyn MediaSource>,
+    pub(crate) config: WebRtcConfig,
+}
+
+/// The state of one call that the handler and the tasks share. It never holds the peer
+/// connection, so nothing here keeps a closed connection alive.
+pub(crate) struct CallCtx {
+    pub(crate) call_id: CallId,
+    pub(crate) video_call: bool,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) plan: Mutex<MediaPlan>,
+    pub(crate) closed: AtomicBool,
+    pub(crate) connected: watch::Sender<bool>,
+    pub(crate) remote_joined: AtomicBool,
+    pub(crate) first_local: AtomicBool,
+    pub(crate) first_remote_audio: AtomicBool,
+    pub(crate) first_remote_video: AtomicBool,
+    pub(crate) tasks: Mutex<Vec<AbortHandle>>,
+    pub(crate) bytes_received: AtomicU64,
+    pub(crate) bytes_sent: AtomicU64,
+}
+
+impl CallCtx {
+    /// Reports an event unless the call's media was left.
+    pub(crate) fn emit(&self, event: MediaEvent) {
+        if !self.closed.load(Ordering::Acquire) {
+            let _ = self.shared.events.send(event);
+        }
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn plan(&self) -> MediaPlan {
+        *self
+            .plan
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub(crate) fn set_plan(&self, plan: MediaPlan) {
+        *self
+            .plan
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = plan;
+    }
+
+    /// Runs a task that [`Session::close`] aborts.
+    pub(crate) fn spawn(&self, fut: impl std::future::Future<Output = ()> + Send + 'static) {
+        let handle = tokio::spawn(fut).abort_handle();
+        let mut tasks = self
+            .tasks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        tasks.retain(|t| !t.is_finished());
+        if self.is_closed() {
+            handle.abort();
+        } else {
+            tasks.push(handle);
+        }
+    }
+
+    pub(crate) fn abort_tasks(&self) {
+        let tasks = std::mem::take(
+            &mut *self
+                .tasks
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        for t in tasks {
+            t.abort();
+        }
+    }
+
+    /// The first local sample of `kind` went out; reports it once for the call's main kind.
+    pub(crate) fn local_published(&self, kind: MediaKind) {
+        let main = if self.video_call {
+            MediaKind::Video
+        } else {
+            MediaKind::Audio
+        };
+        if kind == main && !self.first_local.swap(true, Ordering::AcqRel) {
+            self.emit(MediaEvent::FirstLocalFramePublished {
+                call_id: self.call_id,
+            });
+        }
+    }
+
+    /// A complete remote frame of `kind` arrived; reports the first of each kind.
+    pub(crate) fn remote_frame(&self, kind: MediaKind) {
+        let flag = match kind {
+            MediaKind::Video => &self.first_remote_video,
+            _ => &self.first_remote_audio,
+        };
+        if !flag.swap(true, Ordering::AcqRel) {
+            tracing::debug!(call_id = %self.call_id, ?kind, "first remote frame");
+            self.emit(MediaEvent::FirstRemoteFrame {
+                call_id: self.call_id,
+                kind,
+            });
+        }
+    }
+}

@@ -1,0 +1,94 @@
+//! Counters of what was sent and received, for summaries and stats.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use callapi_core::media::MediaKind;
+
+/// Totals for one kind of media.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct KindCounters {
+    /// Samples (video frames, audio packets) handed to the RTP packetizer.
+    pub samples_sent: u64,
+    /// Encoded bytes sent.
+    pub bytes_sent: u64,
+    /// RTP packets received.
+    pub packets_received: u64,
+    /// RTP payload bytes received.
+    pub bytes_received: u64,
+    /// Complete remote frames/packets assembled (video: from the first keyframe on).
+    pub frames_received: u64,
+    /// Frames/packets released to the sample subscribers (per the media plan).
+    pub frames_delivered: u64,
+}
+
+/// A snapshot of an engine's counters, over all its calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MediaCounters {
+    /// Audio totals.
+    pub audio: KindCounters,
+    /// Video totals.
+    pub video: KindCounters,
+    /// Samples a slow subscriber lost to a full queue.
+    pub samples_dropped: u64,
+    /// Peer connections created.
+    pub peer_connections_opened: u64,
+    /// Peer connections closed by leaving a call.
+    pub peer_connections_closed: u64,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct KindAtomics {
+    pub samples_sent: AtomicU64,
+    pub bytes_sent: AtomicU64,
+    pub packets_received: AtomicU64,
+    pub bytes_received: AtomicU64,
+    pub frames_received: AtomicU64,
+    pub frames_delivered: AtomicU64,
+}
+
+impl KindAtomics {
+    fn snapshot(&self) -> KindCounters {
+        KindCounters {
+            samples_sent: self.samples_sent.load(Ordering::Relaxed),
+            bytes_sent: self.bytes_sent.load(Ordering::Relaxed),
+            packets_received: self.packets_received.load(Ordering::Relaxed),
+            bytes_received: self.bytes_received.load(Ordering::Relaxed),
+            frames_received: self.frames_received.load(Ordering::Relaxed),
+            frames_delivered: self.frames_delivered.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// The live counters (atomics), shared by every task of an engine.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub audio: KindAtomics,
+    pub video: KindAtomics,
+    pub samples_dropped: AtomicU64,
+    pub opened: AtomicU64,
+    pub closed: AtomicU64,
+}
+
+impl Counters {
+    pub(crate) fn kind(&self, kind: MediaKind) -> &KindAtomics {
+        match kind {
+            MediaKind::Video => &self.video,
+            _ => &self.audio,
+        }
+    }
+
+    pub(crate) fn snapshot(&self) -> MediaCounters {
+        MediaCounters {
+            audio: self.audio.snapshot(),
+            video: self.video.snapshot(),
+            samples_dropped: self.samples_dropped.load(Ordering::Relaxed),
+            peer_connections_opened: self.opened.load(Ordering::Relaxed),
+            peer_connections_closed: self.closed.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Adds `n` to a counter.
+pub(crate) fn add(counter: &AtomicU64, n: u64) {
+    counter.fetch_add(n, Ordering::Relaxed);
+}

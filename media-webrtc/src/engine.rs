@@ -1,0 +1,195 @@
+//! [`WebRtcMedia`]: the [`MediaEngine`] with one peer connection per call, and its
+//! [`WebRtcHandle`] for the app.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use callapi_core::media::{
+    JoinRequest, MediaEngine, MediaError, MediaEvent, MediaPlan, MediaStats,
+};
+use callapi_core::protocol::CallId;
+use serde_json::Value;
+use tokio::sync::{mpsc, watch};
+
+use crate::clip::TestClip;
+use crate::config::WebRtcConfig;
+use crate::context::Shared;
+use crate::counters::MediaCounters;
+use crate::error::WebRtcError;
+use crate::payload::Payload;
+use crate::session::{Join, Session};
+use crate::sink::SampleReceiver;
+use crate::source::MediaSource;
+
+/// WebRTC media for `CallApi`: one peer connection per call, negotiated through `media`
+/// envelopes on whatever signaling the app uses.
+///
+/// Take a [`WebRtcHandle`] with [`WebRtcMedia::handle`] before moving the engine into
+/// `CallApi::new`: it receives the remote samples and reads the counters.
+pub struct WebRtcMedia {
+    shared: Arc<Shared>,
+    events: mpsc::UnboundedReceiver<MediaEvent>,
+    sessions: HashMap<CallId, Session>,
+}
+
+impl std::fmt::Debug for WebRtcMedia {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebRtcMedia")
+            .field("config", &self.shared.config)
+            .field("calls", &self.sessions.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl WebRtcMedia {
+    /// An engine publishing the embedded looping test clip (VP8 + Opus).
+    pub fn new(config: WebRtcConfig) -> Result<Self, WebRtcError> {
+        Ok(Self::with_source(config, Arc::new(TestClip::new()?)))
+    }
+
+    /// An engine publishing what `source` produces.
+    pub fn with_source(config: WebRtcConfig, source: Arc<dyn MediaSource>) -> Self {
+        let (events_tx, events) = mpsc::unbounded_channel();
+        let (live, _) = watch::channel(0);
+        Self {
+            shared: Arc::new(Shared {
+                events: events_tx,
+                counters: Default::default(),
+                subscribers: Default::default(),
+                live,
+                source,
+                config,
+            }),
+            events,
+            sessions: HashMap::new(),
+        }
+    }
+
+    /// A handle for the app: remote samples, counters, live peer connections.
+    pub fn handle(&self) -> WebRtcHandle {
+        WebRtcHandle {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+/// The app's view of a [`WebRtcMedia`] that `CallApi` owns: cheap to clone.
+#[derive(Clone)]
+pub struct WebRtcHandle {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for WebRtcHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebRtcHandle")
+            .field("counters", &self.counters())
+            .finish_non_exhaustive()
+    }
+}
+
+impl WebRtcHandle {
+    /// Receives every remote sample released from now on (video frames from the first
+    /// keyframe; audio only once the call is `Connected`). A subscriber that falls behind by
+    /// [`WebRtcConfig::sample_queue`] samples loses the newest ones; drop the receiver to stop.
+    pub fn subscribe_samples(&self) -> SampleReceiver {
+        self.shared
+            .subscribers
+            .subscribe(self.shared.config.sample_queue)
+    }
+
+    /// What was sent and received so far, over all calls.
+    pub fn counters(&self) -> MediaCounters {
+        self.shared.counters.snapshot()
+    }
+
+    /// Peer connections not yet freed (a closed connection whose memory, sockets and tasks are
+    /// gone no longer counts).
+    pub fn live_peer_connections(&self) -> usize {
+        *self.shared.live.borrow()
+    }
+
+    /// Waits until at most `n` peer connections are alive, for up to `limit`; returns whether
+    /// that happened.
+    pub async fn wait_live_peer_connections(&self, n: usize, limit: Duration) -> bool {
+        let mut live = self.shared.live.subscribe();
+        let freed = tokio::time::timeout(
+            limit,
+            async move { live.wait_for(|l| *l <= n).await.is_ok() },
+        )
+        .await;
+        matches!(freed, Ok(true))
+    }
+}
+
+fn other(err: WebRtcError) -> MediaError {
+    MediaError::Other(err.to_string())
+}
+
+impl MediaEngine for WebRtcMedia {
+    async fn join(&mut self, request: JoinRequest) -> Result<(), MediaError> {
+        if let Some(old) = self.sessions.remove(&request.call_id) {
+            old.close().await; // a restart with another device of the callee
+        }
+        let join = Join {
+            call_id: request.call_id,
+            role: request.role,
+            call_type: request.call_type,
+            plan: request.plan,
+        };
+        let session = Session::open(self.shared.clone(), join)
+            .await
+            .map_err(|e| MediaError::Join(e.to_string()))?;
+        tracing::debug!(call_id = %request.call_id, role = ?request.role, "media joined");
+        self.sessions.insert(request.call_id, session);
+        Ok(())
+    }
+
+    async fn update_plan(&mut self, call_id: CallId, plan: MediaPlan) -> Result<(), MediaError> {
+        let session = self
+            .sessions
+            .get(&call_id)
+            .ok_or(MediaError::UnknownCall(call_id))?;
+        session.update_plan(plan);
+        Ok(())
+    }
+
+    async fn remote_signal(&mut self, call_id: CallId, payload: Value) -> Result<(), MediaError> {
+        let session = self
+            .sessions
+            .get_mut(&call_id)
+            .ok_or(MediaError::UnknownCall(call_id))?;
+        let payload = match Payload::parse(payload) {
+            Ok(p) => p,
+            Err(err) => {
+                tracing::warn!(%call_id, %err, "ignoring a negotiation payload");
+                return Ok(());
+            }
+        };
+        session.remote(payload).await.map_err(other)
+    }
+
+    async fn leave(&mut self, call_id: CallId) {
+        if let Some(session) = self.sessions.remove(&call_id) {
+            session.close().await;
+            tracing::debug!(%call_id, "media left");
+        }
+    }
+
+    async fn stats(&mut self, call_id: CallId) -> Result<(), MediaError> {
+        let session = self
+            .sessions
+            .get_mut(&call_id)
+            .ok_or(MediaError::UnknownCall(call_id))?;
+        let stats: MediaStats = session.stats().await;
+        let _ = self
+            .shared
+            .events
+            .send(MediaEvent::Stats { call_id, stats });
+        Ok(())
+    }
+
+    async fn next_event(&mut self) -> Option<MediaEvent> {
+        self.events.recv().await
+    }
+}

@@ -1,0 +1,164 @@
+//! Receiving: one task per remote track turns RTP into complete frames (video: the sample
+//! builder with the VP8 depacketizer, from the first keyframe on) and releases them to the
+//! subscribers as the plan allows.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use callapi_core::media::MediaKind;
+use rtc::media::io::sample_builder::SampleBuilder;
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtp::codec::vp8::Vp8Packet;
+use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
+use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
+
+use crate::clip::{is_vp8_keyframe, opus_packet_duration};
+use crate::context::CallCtx;
+use crate::counters::add;
+use crate::sink::RemoteSample;
+use crate::source::Codec;
+
+/// How often keyframe requests repeat while no keyframe has arrived.
+const PLI_INTERVAL: Duration = Duration::from_millis(500);
+/// Packets the sample builder waits for a missing one (reordering window).
+const MAX_LATE_PACKETS: u16 = 128;
+/// How long the sample builder waits for a missing packet.
+const MAX_LATE_TIME: Duration = Duration::from_millis(300);
+
+pub(crate) async fn run(ctx: Arc<CallCtx>, track: Arc<dyn TrackRemote>) {
+    let kind = match track.kind().await {
+        RtpCodecKind::Video => MediaKind::Video,
+        _ => MediaKind::Audio,
+    };
+    tracing::debug!(call_id = %ctx.call_id, ?kind, "remote track opened");
+    let mut receiver = Receiver {
+        kind,
+        builder: (kind == MediaKind::Video).then(|| {
+            SampleBuilder::new(MAX_LATE_PACKETS, Vp8Packet::default(), 90_000)
+                .with_max_time_delay(MAX_LATE_TIME)
+        }),
+        seen_keyframe: false,
+        last_pli: None,
+        media_ssrc: track.ssrcs().await.first().copied(),
+    };
+    if kind == MediaKind::Video && ctx.shared.config.request_keyframe_on_open {
+        receiver.request_keyframe(&ctx, &*track).await;
+    }
+    while let Some(event) = track.poll().await {
+        match event {
+            TrackRemoteEvent::OnRtpPacket(packet) => {
+                receiver.on_packet(&ctx, &*track, packet).await;
+            }
+            TrackRemoteEvent::OnEnded => break,
+            _ => {}
+        }
+    }
+    tracing::debug!(call_id = %ctx.call_id, ?kind, "remote track ended");
+}
+
+struct Receiver {
+    kind: MediaKind,
+    builder: Option<SampleBuilder<Vp8Packet>>,
+    seen_keyframe: bool,
+    last_pli: Option<Instant>,
+    media_ssrc: Option<u32>,
+}
+
+impl Receiver {
+    async fn request_keyframe(&mut self, ctx: &CallCtx, track: &dyn TrackRemote) {
+        let Some(media_ssrc) = self.media_ssrc else {
+            return;
+        };
+        let now = Instant::now();
+        if self
+            .last_pli
+            .is_some_and(|at| now.duration_since(at) < PLI_INTERVAL)
+        {
+            return;
+        }
+        self.last_pli = Some(now);
+        tracing::debug!(call_id = %ctx.call_id, media_ssrc, "requesting a keyframe (PLI)");
+        let pli = PictureLossIndication {
+            sender_ssrc: 0,
+            media_ssrc,
+        };
+        if let Err(err) = track.write_rtcp(vec![Box::new(pli)]).await {
+            tracing::debug!(%err, "PLI not sent");
+        }
+    }
+
+    async fn on_packet(
+        &mut self,
+        ctx: &CallCtx,
+        track: &dyn TrackRemote,
+        packet: rtc::rtp::Packet,
+    ) {
+        let counters = ctx.shared.counters.kind(self.kind);
+        let len = packet.payload.len() as u64;
+        add(&counters.packets_received, 1);
+        add(&counters.bytes_received, len);
+        add(&ctx.bytes_received, len);
+        if self.media_ssrc.is_none() {
+            self.media_ssrc = Some(packet.header.ssrc);
+            if self.kind == MediaKind::Video && ctx.shared.config.request_keyframe_on_open {
+                self.request_keyframe(ctx, track).await;
+            }
+        }
+        let Some(builder) = &mut self.builder else {
+            // Audio: every Opus packet is a frame.
+            if packet.payload.is_empty() {
+                return;
+            }
+            let sample = RemoteSample {
+                call_id: ctx.call_id,
+                codec: Codec::Opus,
+                duration: opus_packet_duration(&packet.payload).unwrap_or_default(),
+                rtp_timestamp: packet.header.timestamp,
+                keyframe: true,
+                data: packet.payload,
+            };
+            deliver(ctx, sample, ctx.plan().subscribe_audio);
+            return;
+        };
+        let now = Instant::now();
+        builder.push(now, packet);
+        let mut frames = Vec::new();
+        while let Some((sample, ts)) = builder.pop_with_timestamp(now) {
+            frames.push((sample, ts));
+        }
+        for (sample, rtp_timestamp) in frames {
+            let keyframe = is_vp8_keyframe(&sample.data);
+            if !self.seen_keyframe {
+                if !keyframe {
+                    // Undecodable without a keyframe: ask for one (rate-limited) and skip it.
+                    self.request_keyframe(ctx, track).await;
+                    continue;
+                }
+                self.seen_keyframe = true;
+            }
+            let frame = RemoteSample {
+                call_id: ctx.call_id,
+                codec: Codec::Vp8,
+                data: sample.data,
+                duration: sample.duration,
+                keyframe,
+                rtp_timestamp,
+            };
+            deliver(ctx, frame, ctx.plan().subscribe_video);
+        }
+    }
+}
+
+/// Counts a complete frame, reports the first of its kind, and releases it to the subscribers
+/// when the plan plays it.
+fn deliver(ctx: &CallCtx, sample: RemoteSample, play: bool) {
+    let kind = sample.kind();
+    let counters = ctx.shared.counters.kind(kind);
+    add(&counters.frames_received, 1);
+    ctx.remote_frame(kind);
+    if play {
+        add(&counters.frames_delivered, 1);
+        let dropped = ctx.shared.subscribers.publish(&sample);
+        add(&ctx.shared.counters.samples_dropped, dropped);
+    }
+}
