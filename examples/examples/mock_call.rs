@@ -65,8 +65,9 @@ fn print_timings(name: &str, t: Option<CallTimings>) {
     }
 }
 
+/// Runs the example (public so that `tests/examples.rs` can run it too).
 #[tokio::main(flavor = "current_thread", start_paused = true)]
-async fn main() -> Result<(), CallApiError> {
+pub async fn main() -> Result<(), CallApiError> {
     // 20–60 ms one-way latency, no loss.
     let plan =
         FaultPlan::default().with_delay(Duration::from_millis(20), Duration::from_millis(60));

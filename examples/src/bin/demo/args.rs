@@ -1,0 +1,151 @@
+//! Command-line flags of the demo.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+
+use crate::media::MediaChoice;
+
+/// Which signaling backend carries the calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BackendKind {
+    /// WebSocket: `callapi-signal-server` started in-process (or `--server`).
+    Ws,
+    /// MQTT: an embedded rumqttd broker (or `--broker`).
+    Mqtt,
+    /// signal-mock's in-memory network (20–40 ms one-way delay).
+    Mock,
+}
+
+fn duration(s: &str) -> Result<Duration, humantime::DurationError> {
+    humantime::parse_duration(s)
+}
+
+/// Two users, alice and bob, place a full call through callapi and show what happened.
+#[derive(Debug, Parser)]
+#[command(
+    name = "demo",
+    about = "callapi demo: alice calls bob (invite → ringing → accept → first frames → connected \
+             → media → hangup) and prints each transition, the timing diagnostics and the media \
+             that flowed",
+    after_help = "Examples:\n  \
+        cargo run --release -p callapi-examples --bin demo\n  \
+        cargo run --release -p callapi-examples --bin demo -- --backend mqtt --audio-only\n  \
+        cargo run --release -p callapi-examples --bin demo -- --calls 20\n  \
+        cargo run --release -p callapi-examples --bin demo -- --server ws://127.0.0.1:8765 --secret-file secret.txt"
+)]
+pub struct Args {
+    /// Signaling backend.
+    #[arg(long, value_enum, default_value_t = BackendKind::Ws)]
+    pub backend: BackendKind,
+
+    /// Use a running signaling server (ws:// or wss://) instead of one started in-process.
+    /// Needs the server's token secret (--secret-file or --secret) to mint alice's and bob's
+    /// tokens.
+    #[arg(long, value_name = "URL", conflicts_with = "broker")]
+    pub server: Option<String>,
+
+    /// File holding the --server's HS256 token secret.
+    #[arg(
+        long,
+        value_name = "PATH",
+        env = "CALLAPI_SECRET_FILE",
+        requires = "server"
+    )]
+    pub secret_file: Option<PathBuf>,
+
+    /// The --server's token secret itself (prefer --secret-file: arguments are visible to
+    /// other users of the machine).
+    #[arg(
+        long,
+        value_name = "SECRET",
+        env = "CALLAPI_SECRET",
+        requires = "server",
+        conflicts_with = "secret_file"
+    )]
+    pub secret: Option<String>,
+
+    /// With --backend mqtt: use this broker (mqtt://host:port) instead of the embedded one.
+    #[arg(long, value_name = "URL")]
+    pub broker: Option<String>,
+
+    /// With --broker: the MQTT password of both users (user name = user id). Brokers that
+    /// check tokens need a token here; the embedded broker accepts anything.
+    #[arg(
+        long,
+        value_name = "PASSWORD",
+        requires = "broker",
+        default_value = "demo"
+    )]
+    pub broker_password: String,
+
+    /// Media of the calls: WebRTC with a test clip, or none (signaling only).
+    #[arg(long, value_enum, default_value_t = MediaChoice::Webrtc)]
+    pub media: MediaChoice,
+
+    /// Place audio-only calls (no video is negotiated).
+    #[arg(long)]
+    pub audio_only: bool,
+
+    /// Sequential calls to place; more than one prints a latency summary.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub calls: u32,
+
+    /// How long each call stays connected before alice hangs up
+    /// [default: 3s for one call, 300ms for several].
+    #[arg(long, value_name = "DURATION", value_parser = duration)]
+    pub hold: Option<Duration>,
+
+    /// How long bob lets the call ring before answering
+    /// [default: 500ms for one call, 0s for several].
+    #[arg(long, value_name = "DURATION", value_parser = duration)]
+    pub answer_after: Option<Duration>,
+
+    /// Give up (exit 1) if the whole demo has not finished within this time.
+    #[arg(long, value_name = "DURATION", value_parser = duration, default_value = "30s")]
+    pub timeout: Duration,
+
+    /// Print every call's transitions (with --calls N, only the first call's are printed by
+    /// default, and one line per call after it).
+    #[arg(long, short)]
+    pub verbose: bool,
+}
+
+impl Args {
+    /// How long each call is held.
+    pub fn hold(&self) -> Duration {
+        self.hold.unwrap_or(if self.calls > 1 {
+            Duration::from_millis(300)
+        } else {
+            Duration::from_secs(3)
+        })
+    }
+
+    /// How long bob lets each call ring.
+    pub fn answer_after(&self) -> Duration {
+        self.answer_after.unwrap_or(if self.calls > 1 {
+            Duration::ZERO
+        } else {
+            Duration::from_millis(500)
+        })
+    }
+
+    /// Checks combinations clap cannot express.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.server.is_some() && self.backend != BackendKind::Ws {
+            return Err("--server is a WebSocket server: use it with --backend ws".into());
+        }
+        if self.broker.is_some() && self.backend != BackendKind::Mqtt {
+            return Err("--broker is an MQTT broker: use it with --backend mqtt".into());
+        }
+        if self.server.is_some() && self.secret.is_none() && self.secret_file.is_none() {
+            return Err(
+                "--server needs the server's token secret (--secret-file PATH or \
+                        --secret S) to mint tokens for alice and bob"
+                    .into(),
+            );
+        }
+        Ok(())
+    }
+}
