@@ -1,0 +1,180 @@
+//! Shared pieces: the in-process signal server with benchmark limits, tokens, identities,
+//! supervisor seeds with short jitter, envelopes and notification waits.
+
+use std::time::Duration;
+
+use callapi_core::call::{CallState, Notification};
+use callapi_core::connection::schedule::{reconnect_attempt_at, token_attempt_at};
+use callapi_core::connection::{Credentials, Identity, TokenError};
+use callapi_core::protocol::{Body, CallId, DeviceId, Envelope, MessageId, UserId};
+use callapi_core::signal::LinkState;
+use callapi_core::NotificationStream;
+use callapi_signal_ws::auth::{Claims, TokenAuthority};
+use callapi_signal_ws::server::{ServerConfig, ServerHandle, SignalServer};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+/// Any error of the harness.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+/// The harness's result.
+pub type Res<T> = Result<T, BoxError>;
+
+/// The benchmark servers' token secret.
+pub const SECRET: &[u8] = b"callapi-bench-secret-0123456789abcdef";
+/// Token lifetime.
+pub const HOUR: Duration = Duration::from_secs(3600);
+/// Longest wait for one expected thing.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// Server defaults on 127.0.0.1 port 0, with the per-connection rate limits and the handshake
+/// limit raised so the load generators are not throttled (the limits are a policy, not a cost).
+pub fn server_config() -> Res<ServerConfig> {
+    let mut c = ServerConfig::new("127.0.0.1:0".parse()?, SECRET.to_vec());
+    c.limits.rate_per_sec = 1_000_000;
+    c.limits.rate_burst = 1_000_000;
+    c.limits.rate_close_after = 1_000_000;
+    c.limits.max_pending_handshakes = 20_000;
+    c.limits.outbound_queue = 4096;
+    Ok(c)
+}
+
+/// Starts an in-process server with [`server_config`].
+pub async fn start_server() -> Res<ServerHandle> {
+    Ok(SignalServer::start(server_config()?).await?)
+}
+
+/// A token for `user`, valid for an hour.
+pub fn token(user: &str) -> Res<String> {
+    Ok(TokenAuthority::new(SECRET)?.mint(&Claims::new(user, HOUR))?)
+}
+
+/// Token credentials minting `user`'s token on each fetch.
+pub fn credentials(user: &str) -> Credentials {
+    let u = user.to_owned();
+    Credentials::token(move || {
+        let t = token(&u);
+        async move { t.map_err(|e| TokenError(e.to_string())) }
+    })
+}
+
+/// Fixed-password credentials (MQTT).
+pub fn password(pw: &str) -> Credentials {
+    let pw = pw.to_owned();
+    Credentials::token(move || {
+        let t = pw.clone();
+        async move { Ok::<_, TokenError>(t) }
+    })
+}
+
+/// `user`/`device` as an identity.
+pub fn identity(user: &str, device: &str) -> Res<Identity> {
+    Ok(Identity {
+        user: UserId::new(user)?,
+        device: DeviceId::new(device)?,
+    })
+}
+
+/// Seeds whose first connection (attempt jitter plus token-fetch jitter) starts within
+/// `max_ms`: devices connect on the real schedule without seconds of jitter.
+pub fn fast_seeds(n: usize, max_ms: u64) -> Vec<u64> {
+    let max = Duration::from_millis(max_ms);
+    (0u64..)
+        .filter(|&s| {
+            let mut rng = ChaCha8Rng::seed_from_u64(s);
+            let first = reconnect_attempt_at(0, &mut rng);
+            let fetch = token_attempt_at(0, &mut rng).unwrap_or(Duration::MAX);
+            first.saturating_add(fetch) < max
+        })
+        .take(n)
+        .collect()
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// A `message` envelope from `from` to `to` carrying `data`.
+pub fn message(from: &Identity, to: &UserId, data: String) -> Envelope {
+    Envelope {
+        v: 1,
+        id: MessageId::new_v4(),
+        ts: now_ms(),
+        from: from.user.clone(),
+        from_device: from.device.clone(),
+        to: to.clone(),
+        to_device: None,
+        call_id: CallId::new_v4(),
+        lifetime_ms: 15_000,
+        body: Body::Message { data },
+    }
+}
+
+/// Waits for the first notification matching `pred`, within [`WAIT`].
+pub async fn wait_for(
+    stream: &mut NotificationStream,
+    what: &str,
+    mut pred: impl FnMut(&Notification) -> bool,
+) -> Res<Notification> {
+    let found = tokio::time::timeout(WAIT, async {
+        while let Some(n) = stream.recv().await {
+            if pred(&n) {
+                return Some(n);
+            }
+        }
+        None
+    })
+    .await;
+    match found {
+        Ok(Some(n)) => Ok(n),
+        Ok(None) => Err(format!("notification stream ended waiting for {what}").into()),
+        Err(_) => Err(format!("no {what} within {WAIT:?}").into()),
+    }
+}
+
+/// Waits for the link to be up.
+pub async fn wait_linked(stream: &mut NotificationStream) -> Res<()> {
+    wait_for(stream, "link Connected", |n| {
+        matches!(n, Notification::Link(LinkState::Connected))
+    })
+    .await
+    .map(|_| ())
+}
+
+/// Waits for a state change to `state`.
+pub async fn wait_state(stream: &mut NotificationStream, state: CallState) -> Res<()> {
+    wait_for(
+        stream,
+        &format!("state {state:?}"),
+        |n| matches!(n, Notification::StateChanged(c) if c.state == state),
+    )
+    .await
+    .map(|_| ())
+}
+
+/// Waits until a state watch shows `state`.
+pub async fn wait_watch(
+    watch: &mut tokio::sync::watch::Receiver<CallState>,
+    state: CallState,
+) -> Res<()> {
+    match tokio::time::timeout(WAIT, watch.wait_for(|s| *s == state)).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(_)) => Err("state watch closed".into()),
+        Err(_) => Err(format!("state {state:?} not reached within {WAIT:?}").into()),
+    }
+}
+
+/// Resident set size of process `pid` in bytes (from /proc).
+pub fn rss_bytes(pid: u32) -> Res<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .ok_or("no VmRSS in /proc status")?;
+    Ok(kib * 1024)
+}

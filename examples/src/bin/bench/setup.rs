@@ -1,0 +1,286 @@
+//! Figure 1: call setup (`call()` → caller `Connected`, `NoMedia`, the callee accepts as soon
+//! as it rings) against the transport floor (a raw envelope A→B→A over the same transport and
+//! server, no call machine), per backend: ws, mqtt (Mosquitto), mock.
+
+use std::time::Instant;
+
+use callapi_core::call::{CallConfig, CallState, Notification, PrepareConfig};
+use callapi_core::connection::{
+    Identity, LinkEvent, Supervisor, SupervisorConfig, Transport, TransportLink,
+};
+use callapi_core::media::NoMedia;
+use callapi_core::protocol::{CallType, DeviceId, UserId};
+use callapi_core::signal::{SignalClient, SignalEvent};
+use callapi_core::CallApi;
+use callapi_signal_mock::{FaultPlan, MockNetwork};
+use callapi_signal_mqtt::{MqttConfig, MqttTransport};
+use callapi_signal_ws::{WsSignalClient, WsTransport};
+
+use crate::common::*;
+use crate::mosquitto::Mosquitto;
+use crate::report::{verdict, Report};
+use crate::stats::{round3, us, Samples};
+
+/// Calls (and floor round trips) discarded before measuring.
+const WARMUP: usize = 20;
+
+/// Users of the figure (and their MQTT passwords).
+pub const MQTT_USERS: &[(&str, &str)] = &[
+    ("alice", "pw-alice"),
+    ("bob", "pw-bob"),
+    ("floora", "pw-floora"),
+    ("floorb", "pw-floorb"),
+];
+
+/// Runs the figure for every backend.
+pub async fn run(report: &mut Report, calls: usize) -> Res<()> {
+    let seeds = fast_seeds(2, 200);
+    let (sa, sb) = (seeds[0], seeds[1]);
+
+    // ws: one in-process server for both the floor and the calls.
+    {
+        let server = start_server().await?;
+        let url = server.url();
+        let floor = {
+            let mut t = WsTransport::new(&url)?;
+            let a = t
+                .connect(&identity("floora", "a1")?, &token("floora")?)
+                .await?;
+            let b = t
+                .connect(&identity("floorb", "b1")?, &token("floorb")?)
+                .await?;
+            link_floor(a, b, calls).await?
+        };
+        let alice = CallApi::new(
+            CallConfig::new(UserId::new("alice")?, DeviceId::new("a1")?).with_seed(1),
+            WsSignalClient::start(
+                WsTransport::new(&url)?,
+                SupervisorConfig::new(identity("alice", "a1")?, credentials("alice")).with_seed(sa),
+            ),
+            NoMedia,
+        );
+        let bob = CallApi::new(
+            CallConfig::new(UserId::new("bob")?, DeviceId::new("b1")?).with_seed(2),
+            WsSignalClient::start(
+                WsTransport::new(&url)?,
+                SupervisorConfig::new(identity("bob", "b1")?, credentials("bob")).with_seed(sb),
+            ),
+            NoMedia,
+        );
+        let setup = calls_setup(alice, bob, calls, true).await?;
+        record(report, "ws", &setup, &floor, calls);
+        server.shutdown().await;
+    }
+
+    // mqtt: one Mosquitto for both.
+    {
+        let broker = Mosquitto::start(MQTT_USERS)?;
+        let cfg = MqttConfig::new("127.0.0.1", broker.port());
+        let floor = {
+            let mut t = MqttTransport::new(cfg.clone());
+            let a = t.connect(&identity("floora", "a1")?, "pw-floora").await?;
+            let b = t.connect(&identity("floorb", "b1")?, "pw-floorb").await?;
+            link_floor(a, b, calls).await?
+        };
+        let alice = CallApi::new(
+            CallConfig::new(UserId::new("alice")?, DeviceId::new("a1")?).with_seed(1),
+            Supervisor::start(
+                MqttTransport::new(cfg.clone()),
+                SupervisorConfig::new(identity("alice", "a1")?, password("pw-alice")).with_seed(sa),
+            ),
+            NoMedia,
+        );
+        let bob = CallApi::new(
+            CallConfig::new(UserId::new("bob")?, DeviceId::new("b1")?).with_seed(2),
+            Supervisor::start(
+                MqttTransport::new(cfg),
+                SupervisorConfig::new(identity("bob", "b1")?, password("pw-bob")).with_seed(sb),
+            ),
+            NoMedia,
+        );
+        let setup = calls_setup(alice, bob, calls, true).await?;
+        record(report, "mqtt", &setup, &floor, calls);
+        drop(broker);
+    }
+
+    // mock: the in-memory network, no faults, no delay, for both.
+    {
+        let net = MockNetwork::new(1, FaultPlan::none());
+        let floor = {
+            let (fa, fb) = (identity("floora", "a1")?, identity("floorb", "b1")?);
+            let a = net.connect(fa.user.clone(), fa.device.clone());
+            let b = net.connect(fb.user.clone(), fb.device.clone());
+            client_floor(a, b, &fa, &fb, calls).await?
+        };
+        let (ua, da) = (UserId::new("alice")?, DeviceId::new("a1")?);
+        let (ub, db) = (UserId::new("bob")?, DeviceId::new("b1")?);
+        let alice = CallApi::new(
+            CallConfig::new(ua.clone(), da.clone()).with_seed(1),
+            net.connect(ua, da),
+            NoMedia,
+        );
+        let bob = CallApi::new(
+            CallConfig::new(ub.clone(), db.clone()).with_seed(2),
+            net.connect(ub, db),
+            NoMedia,
+        );
+        let setup = calls_setup(alice, bob, calls, false).await?;
+        record(report, "mock", &setup, &floor, calls);
+    }
+    Ok(())
+}
+
+fn record(report: &mut Report, backend: &str, setup: &Samples, floor: &Samples, calls: usize) {
+    let ratio = us(setup.p50()) / us(floor.p50()).max(1e-9);
+    eprintln!(
+        "  {backend}: setup p50 {:.0} µs p99 {:.0} µs; floor p50 {:.0} µs p99 {:.0} µs",
+        us(setup.p50()),
+        us(setup.p99()),
+        us(floor.p50()),
+        us(floor.p99())
+    );
+    let k = format!("setup.{backend}");
+    report.set(&format!("{k}.p50_us"), round3(us(setup.p50())));
+    report.set(&format!("{k}.p99_us"), round3(us(setup.p99())));
+    report.set(&format!("{k}.floor_p50_us"), round3(us(floor.p50())));
+    report.set(&format!("{k}.floor_p99_us"), round3(us(floor.p99())));
+    report.set(&format!("{k}.ratio_p50"), round3(ratio));
+    report.set(&format!("{k}.calls"), calls as u64);
+    report.row(
+        format!("1. call setup, {backend} ({calls} calls)"),
+        format!(
+            "p50 {:.0} µs, p99 {:.0} µs",
+            us(setup.p50()),
+            us(setup.p99())
+        ),
+        format!(
+            "round trip p50 {:.0} µs, p99 {:.0} µs",
+            us(floor.p50()),
+            us(floor.p99())
+        ),
+        format!("ratio_p50 {ratio:.2} ≤ 1.2: {}", verdict(ratio <= 1.2)),
+    );
+}
+
+/// `n` sequential calls alice → bob; bob accepts as soon as it rings. Returns the times from
+/// `call()` to alice's `Connected`.
+async fn calls_setup(alice: CallApi, bob: CallApi, n: usize, supervised: bool) -> Res<Samples> {
+    let mut a_stream = alice.subscribe();
+    let mut b_stream = bob.subscribe();
+    if supervised {
+        wait_linked(&mut a_stream).await?;
+        wait_linked(&mut b_stream).await?;
+    }
+    alice.prepare(PrepareConfig::new("alice-room")).await?;
+    bob.prepare(PrepareConfig::new("bob-room")).await?;
+
+    // The callee: accept on ringing.
+    let callee = bob.clone();
+    let answering = tokio::spawn(async move {
+        while let Some(n) = b_stream.recv().await {
+            if matches!(&n, Notification::StateChanged(c) if c.state == CallState::Calling) {
+                let _ = callee.accept().await;
+            }
+        }
+    });
+
+    let mut bob_state = bob.state_watch();
+    let mut samples = Vec::with_capacity(n);
+    for i in 0..n + WARMUP {
+        let t0 = Instant::now();
+        alice.call("bob", CallType::Video).await?;
+        wait_state(&mut a_stream, CallState::Connected).await?;
+        let took = t0.elapsed();
+        if i >= WARMUP {
+            samples.push(took);
+        }
+        alice.hangup(None).await?;
+        wait_state(&mut a_stream, CallState::Prepared).await?;
+        wait_watch(&mut bob_state, CallState::Prepared).await?;
+    }
+    answering.abort();
+    let _ = alice.shutdown().await;
+    let _ = bob.shutdown().await;
+    Ok(Samples::new(samples))
+}
+
+/// A 300-byte-class `message` envelope for the floor (the size of an `invite`).
+fn floor_data() -> String {
+    "f".repeat(120)
+}
+
+async fn next_message<L: TransportLink>(link: &mut L) -> Res<()> {
+    let got = tokio::time::timeout(WAIT, async {
+        loop {
+            match link.next_event().await {
+                Some(LinkEvent::Message(_)) => return Ok(()),
+                Some(LinkEvent::Closed { .. }) | None => return Err("link closed"),
+                Some(_) => {}
+            }
+        }
+    })
+    .await;
+    match got {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(e.into()),
+        Err(_) => Err("floor: no envelope within the wait".into()),
+    }
+}
+
+/// Round trips A→B→A of a raw envelope over two transport links.
+async fn link_floor<L: TransportLink>(mut a: L, mut b: L, n: usize) -> Res<Samples> {
+    let (ia, ib) = (identity("floora", "a1")?, identity("floorb", "b1")?);
+    let mut samples = Vec::with_capacity(n);
+    for i in 0..n + WARMUP {
+        let t0 = Instant::now();
+        a.send(message(&ia, &ib.user, floor_data())).await?;
+        next_message(&mut b).await?;
+        b.send(message(&ib, &ia.user, floor_data())).await?;
+        next_message(&mut a).await?;
+        if i >= WARMUP {
+            samples.push(t0.elapsed());
+        }
+    }
+    a.close().await;
+    b.close().await;
+    Ok(Samples::new(samples))
+}
+
+async fn next_client_message<C: SignalClient>(c: &mut C) -> Res<()> {
+    let got = tokio::time::timeout(WAIT, async {
+        while let Some(ev) = c.next_event().await {
+            if matches!(ev, SignalEvent::Message(_)) {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    match got {
+        Ok(true) => Ok(()),
+        Ok(false) => Err("client closed".into()),
+        Err(_) => Err("floor: no envelope within the wait".into()),
+    }
+}
+
+/// Round trips A→B→A of a raw envelope between two signal clients (the mock network).
+async fn client_floor<C: SignalClient>(
+    mut a: C,
+    mut b: C,
+    ia: &Identity,
+    ib: &Identity,
+    n: usize,
+) -> Res<Samples> {
+    let mut samples = Vec::with_capacity(n);
+    for i in 0..n + WARMUP {
+        let t0 = Instant::now();
+        a.send(message(ia, &ib.user, floor_data())).await?;
+        next_client_message(&mut b).await?;
+        b.send(message(ib, &ia.user, floor_data())).await?;
+        next_client_message(&mut a).await?;
+        if i >= WARMUP {
+            samples.push(t0.elapsed());
+        }
+    }
+    Ok(Samples::new(samples))
+}
