@@ -76,6 +76,7 @@ pub mod network;
 pub mod sim;
 pub mod stats;
 pub mod transport;
+pub mod wait;
 pub mod world;
 
 pub use client::MockSignalClient;
@@ -85,3 +86,4 @@ pub use network::{MockNetwork, MockNetworkError, OFFLINE_LINK_STATE};
 pub use sim::{Delivery, SimNetwork, DEFAULT_ANCHOR_MS};
 pub use stats::NetworkStats;
 pub use transport::{Attempt, MockLink, MockTransport, MockTransportControl, ScriptedConnect};
+pub use wait::{next_matching, WaitError};

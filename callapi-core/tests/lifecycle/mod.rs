@@ -17,6 +17,7 @@ use callapi_core::media::NoMedia;
 use callapi_core::protocol::{CallId, DeviceId, UserId};
 use callapi_core::signal::{LinkState, SignalClient, SignalEvent};
 use callapi_core::{CallApi, NotificationStream};
+use callapi_signal_mock::next_matching;
 use callapi_signal_mock::{
     FaultPlan, MockMedia, MockMediaBehavior, MockMediaControl, MockNetwork, MockTransport,
     MockTransportControl,
@@ -312,23 +313,14 @@ impl Device {
     pub async fn wait_for(
         &mut self,
         what: &str,
-        mut pred: impl FnMut(&Notification) -> bool,
+        pred: impl FnMut(&Notification) -> bool,
     ) -> Notification {
         let (stream, log) = (&mut self.stream, &mut self.log);
-        let found = tokio::time::timeout(WAIT, async {
-            loop {
-                let n = stream.recv().await.expect("notification stream open");
-                log.push((Instant::now(), n.clone()));
-                if pred(&n) {
-                    return n;
-                }
-            }
-        })
-        .await;
-        match found {
+        let seen = |n: &Notification| log.push((Instant::now(), n.clone()));
+        match next_matching(stream, WAIT, seen, pred).await {
             Ok(n) => n,
-            Err(_) => panic!(
-                "{}: no {what} within {WAIT:?}; log: {:#?}",
+            Err(err) => panic!(
+                "{}: no {what}: {err}; log: {:#?}",
                 self.user,
                 self.log.iter().map(|(_, n)| n).collect::<Vec<_>>()
             ),

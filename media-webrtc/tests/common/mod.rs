@@ -13,6 +13,7 @@ use callapi_core::protocol::{Body, DeviceId, Envelope, UserId};
 use callapi_core::signal::{SignalClient, SignalError, SignalEvent};
 use callapi_core::{CallApi, NotificationStream};
 use callapi_media_webrtc::{WebRtcConfig, WebRtcHandle, WebRtcMedia};
+use callapi_signal_mock::next_matching;
 use serde_json::Value;
 
 /// Longest wait for anything expected.
@@ -136,25 +137,12 @@ impl Peer {
     pub async fn wait_for(
         &mut self,
         what: &str,
-        mut pred: impl FnMut(&Notification) -> bool,
+        pred: impl FnMut(&Notification) -> bool,
     ) -> Notification {
         let (stream, log) = (&mut self.stream, &mut self.log);
-        let found = tokio::time::timeout(WAIT, async {
-            loop {
-                let n = stream.recv().await.expect("notification stream open");
-                log.push(n.clone());
-                if pred(&n) {
-                    return n;
-                }
-            }
-        })
-        .await;
-        match found {
+        match next_matching(stream, WAIT, |n| log.push(n.clone()), pred).await {
             Ok(n) => n,
-            Err(_) => panic!(
-                "{}: no {what} within {WAIT:?}; log: {:#?}",
-                self.user, self.log
-            ),
+            Err(err) => panic!("{}: no {what}: {err}; log: {:#?}", self.user, self.log),
         }
     }
 

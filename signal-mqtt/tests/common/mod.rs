@@ -18,6 +18,7 @@ use callapi_core::connection::{
 use callapi_core::protocol::{DeviceId, UserId};
 use callapi_core::signal::LinkState;
 use callapi_core::{CallApi, NotificationStream};
+use callapi_signal_mock::next_matching;
 use callapi_signal_mock::{MockMedia, MockMediaBehavior, MockMediaControl};
 use callapi_signal_mqtt::{MqttConfig, MqttTransport};
 use rand::SeedableRng;
@@ -464,23 +465,13 @@ impl Device {
     pub async fn wait_for(
         &mut self,
         what: &str,
-        mut pred: impl FnMut(&Notification) -> bool,
+        pred: impl FnMut(&Notification) -> bool,
     ) -> Notification {
         let (stream, log) = (&mut self.stream, &mut self.log);
-        let found = tokio::time::timeout(WAIT, async {
-            loop {
-                let n = stream.recv().await.expect("notification stream open");
-                log.push(n.clone());
-                if pred(&n) {
-                    return n;
-                }
-            }
-        })
-        .await;
-        match found {
+        match next_matching(stream, WAIT, |n| log.push(n.clone()), pred).await {
             Ok(n) => n,
-            Err(_) => panic!(
-                "{}/{}: no {what} within {WAIT:?}; log: {:#?}",
+            Err(err) => panic!(
+                "{}/{}: no {what}: {err}; log: {:#?}",
                 self.user, self.device, self.log
             ),
         }

@@ -9,6 +9,7 @@ use callapi_core::connection::{Credentials, Identity, TokenError};
 use callapi_core::protocol::{Body, CallId, DeviceId, Envelope, MessageId, UserId};
 use callapi_core::signal::LinkState;
 use callapi_core::NotificationStream;
+use callapi_signal_mock::next_matching;
 use callapi_signal_ws::auth::{Claims, TokenAuthority};
 use callapi_signal_ws::server::{ServerConfig, ServerHandle, SignalServer};
 use rand::SeedableRng;
@@ -117,22 +118,11 @@ pub fn message(from: &Identity, to: &UserId, data: String) -> Envelope {
 pub async fn wait_for(
     stream: &mut NotificationStream,
     what: &str,
-    mut pred: impl FnMut(&Notification) -> bool,
+    pred: impl FnMut(&Notification) -> bool,
 ) -> Res<Notification> {
-    let found = tokio::time::timeout(WAIT, async {
-        while let Some(n) = stream.recv().await {
-            if pred(&n) {
-                return Some(n);
-            }
-        }
-        None
-    })
-    .await;
-    match found {
-        Ok(Some(n)) => Ok(n),
-        Ok(None) => Err(format!("notification stream ended waiting for {what}").into()),
-        Err(_) => Err(format!("no {what} within {WAIT:?}").into()),
-    }
+    next_matching(stream, WAIT, |_| {}, pred)
+        .await
+        .map_err(|err| format!("waiting for {what}: {err}").into())
 }
 
 /// Waits for the link to be up.
