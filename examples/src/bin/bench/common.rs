@@ -4,16 +4,14 @@
 use std::time::Duration;
 
 use callapi_core::call::{CallState, Notification};
-use callapi_core::connection::schedule::{reconnect_attempt_at, token_attempt_at};
 use callapi_core::connection::{Credentials, Identity, TokenError};
 use callapi_core::protocol::{Body, CallId, DeviceId, Envelope, MessageId, UserId};
 use callapi_core::signal::LinkState;
 use callapi_core::NotificationStream;
+use callapi_examples::quick_start_seed;
 use callapi_signal_mock::next_matching;
 use callapi_signal_ws::auth::{Claims, TokenAuthority};
 use callapi_signal_ws::server::{ServerConfig, ServerHandle, SignalServer};
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
 
 /// Any error of the harness.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -75,19 +73,11 @@ pub fn identity(user: &str, device: &str) -> Res<Identity> {
     })
 }
 
-/// Seeds whose first connection (attempt jitter plus token-fetch jitter) starts within
+/// `n` seeds whose first connection (attempt jitter plus token-fetch jitter) starts within
 /// `max_ms`: devices connect on the real schedule without seconds of jitter.
 pub fn fast_seeds(n: usize, max_ms: u64) -> Vec<u64> {
-    let max = Duration::from_millis(max_ms);
-    (0u64..)
-        .filter(|&s| {
-            let mut rng = ChaCha8Rng::seed_from_u64(s);
-            let first = reconnect_attempt_at(0, &mut rng);
-            let fetch = token_attempt_at(0, &mut rng).unwrap_or(Duration::MAX);
-            first.saturating_add(fetch) < max
-        })
-        .take(n)
-        .collect()
+    let within = Duration::from_millis(max_ms);
+    (0..n).map(|_| quick_start_seed(within)).collect()
 }
 
 /// Milliseconds since the Unix epoch.
