@@ -480,3 +480,37 @@ fn errors_explain_themselves() {
     let e = decode_obj(without("ts")).unwrap_err();
     assert!(e.to_string().contains("ts"), "{e}");
 }
+
+#[test]
+fn an_envelope_with_a_type_member_is_refused_whatever_its_value() {
+    for value in [
+        json!("token_will_expire"),
+        json!("hello"),
+        json!(null),
+        json!(7),
+        json!({"nested": true}),
+    ] {
+        assert_eq!(
+            decode_obj(with(json!({ "type": value.clone() }))),
+            Err(DecodeError::ReservedMember { member: "type" }),
+            "type = {value}"
+        );
+    }
+    // Other unknown members are still ignored (§5), and `type` inside a value is no member of
+    // the envelope (a media payload is {"type":"offer",...}).
+    assert!(decode_obj(with(json!({"typ": "x", "kind2": 1}))).is_ok());
+    let mut media = with(json!({"kind": "media", "payload": {"type": "offer", "sdp": "v=0"}}));
+    media.remove("data");
+    assert!(decode_obj(media).is_ok());
+}
+
+#[test]
+fn a_control_frame_is_no_envelope_and_is_not_reported_as_one_with_a_type() {
+    // What a transport's control frames look like: they fail as envelopes on their missing
+    // members, so a transport can tell them from an envelope that carries `type`.
+    let result = decode_str(r#"{"type":"token_will_expire","exp":1732353600}"#);
+    assert!(
+        matches!(result, Err(DecodeError::MissingField { .. })),
+        "{result:?}"
+    );
+}

@@ -23,6 +23,10 @@ pub mod close_code {
     pub const RATE_LIMITED: u16 = 4008;
     /// Another connection of the same user and device replaced this one.
     pub const REPLACED: u16 = 4009;
+    /// The client did not read fast enough: more than the server's per-socket write buffer
+    /// (`--max-write-buffer-bytes`, 1 MiB by default) waited to be written to it. What was
+    /// waiting is dropped; the senders' reliable layers retransmit it after the reconnect.
+    pub const SLOW_CONSUMER: u16 = 4010;
     /// The user already has the maximum number of connections.
     pub const TOO_MANY_CONNECTIONS: u16 = 4029;
 }
@@ -39,6 +43,9 @@ pub enum ErrorCode {
     InvalidEnvelope,
     /// The envelope exceeds the protocol's 64 KiB limit.
     TooLarge,
+    /// The envelope's `v` is a newer major protocol version than this server speaks. Servers
+    /// must be upgraded before clients start sending a new major version.
+    UnsupportedVersion,
     /// The connection exceeded its message rate; the envelope was dropped.
     RateLimited,
     /// An access-link connection addressed a call outside its room; the envelope was dropped.
@@ -58,6 +65,7 @@ impl ErrorCode {
             ErrorCode::SpoofedFrom => "spoofed_from",
             ErrorCode::InvalidEnvelope => "invalid_envelope",
             ErrorCode::TooLarge => "too_large",
+            ErrorCode::UnsupportedVersion => "unsupported_version",
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::OutOfScope => "out_of_scope",
             ErrorCode::BadToken => "bad_token",
@@ -144,6 +152,20 @@ impl Probe {
     /// Probes `text`; `None` when it is not a JSON object.
     pub(crate) fn of(text: &str) -> Option<Probe> {
         serde_json::from_str(text).ok()
+    }
+
+    /// The `id` member of `text` if it is a string, whatever the other members hold.
+    pub(crate) fn id_of(text: &str) -> Option<String> {
+        #[derive(Deserialize)]
+        struct IdOnly {
+            id: Option<serde_json::Value>,
+        }
+        let probe: IdOnly = serde_json::from_str(text).ok()?;
+        Probe {
+            kind: None,
+            id: probe.id,
+        }
+        .id_string()
     }
 
     /// The `id` member if it is a string.

@@ -242,3 +242,29 @@ async fn an_access_link_guest_calls_through_callapi() {
         0.0
     );
 }
+
+#[tokio::test]
+async fn a_token_for_another_device_gets_401_with_www_authenticate_like_every_bad_token() {
+    let server = start(config()).await;
+    let token = mint(&Claims::new("alice", HOUR).with_device("a2"));
+    let err = raw_connect(&server.url(), Some(&token), "a1")
+        .await
+        .err()
+        .expect("the upgrade must be refused");
+    let tokio_tungstenite::tungstenite::Error::Http(resp) = &err else {
+        panic!("expected an HTTP refusal, got {err}");
+    };
+    assert_eq!(resp.status().as_u16(), 401);
+    let header = resp
+        .headers()
+        .get("www-authenticate")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    assert_eq!(
+        header,
+        "Bearer realm=\"callapi\", error=\"invalid_token\", error_description=\"device mismatch\""
+    );
+    let body: serde_json::Value =
+        serde_json::from_slice(resp.body().as_deref().unwrap_or_default()).unwrap();
+    assert_eq!(body["code"], "bad_token", "{body}");
+}

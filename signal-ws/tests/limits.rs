@@ -83,6 +83,26 @@ async fn invalid_frames_get_error_frames_and_the_socket_stays() {
 }
 
 #[tokio::test]
+async fn an_envelope_of_a_newer_major_version_gets_its_own_error_code() {
+    let server = start(config()).await;
+    let mut alice = raw_user(&server, "alice", "a1").await;
+    let mut bob = raw_user(&server, "bob", "b1").await;
+    // A version-2 client talking through this (version-1) server: not relayed, and told why.
+    let id = "0a6e4f1d-7c2b-4d8e-9f3a-1b2c3d4e5f60";
+    alice
+        .send_text(format!(
+            r#"{{"v":2,"id":"{id}","from":"alice","from_device":"a1","to":"bob","kind":"teleport"}}"#
+        ))
+        .await;
+    let e = alice.expect_error("unsupported_version").await;
+    assert_eq!(e["id"], id);
+    assert!(e["message"].as_str().unwrap().contains("upgrade"), "{e}");
+    let marker = message(("alice", "a1"), "bob", "v1 still works");
+    alice.send_env(&marker).await;
+    assert_eq!(bob.json().await["data"], "v1 still works");
+}
+
+#[tokio::test]
 async fn a_flood_is_rate_limited_then_closed_with_4008() {
     let mut c = config();
     c.limits.rate_per_sec = 5;
@@ -169,6 +189,27 @@ async fn one_connection_too_many_for_a_user_closes_with_4029() {
         2.0
     );
     assert_eq!(server.stats().devices, 3);
+}
+
+#[tokio::test]
+async fn a_reconnecting_device_replaces_its_old_connection_even_at_the_user_limit() {
+    let mut c = config();
+    c.limits.max_connections_per_user = 2;
+    let server = start(c).await;
+    let mut old_d1 = raw_user(&server, "alice", "d1").await;
+    let _d2 = raw_user(&server, "alice", "d2").await;
+    // alice holds the maximum; d1 connecting again is a replacement, not one more connection.
+    let mut new_d1 = raw_user(&server, "alice", "d1").await;
+    assert_eq!(old_d1.expect_close().await, close_code::REPLACED);
+    new_d1
+        .send_env(&message(("alice", "d1"), "alice", "from d1"))
+        .await;
+    assert_eq!(new_d1.json().await["data"], "from d1");
+    // A new device is still one too many.
+    let mut d3 = raw_connect(&server.url(), Some(&token("alice")), "d3")
+        .await
+        .unwrap();
+    assert_eq!(d3.expect_close().await, close_code::TOO_MANY_CONNECTIONS);
 }
 
 #[tokio::test]

@@ -215,6 +215,100 @@ async fn the_webhook_notifier_posts_the_invite_as_json() {
     let inv = invite(("alice", "a1"), "bob", "alice-room");
     alice.send_env(&inv).await;
 
+    let request = next_webhook_post(&hook).await;
+    let (head, body) = request;
+    assert!(head.starts_with("POST /push?app=demo HTTP/1.1"), "{head}");
+    assert!(head
+        .to_ascii_lowercase()
+        .contains("authorization: bearer hook-secret"));
+    assert!(head
+        .to_ascii_lowercase()
+        .contains("content-type: application/json"));
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(json["type"], "invite");
+    assert_eq!(json["to"], "bob");
+    assert_eq!(json["from"], "alice");
+    assert_eq!(json["call_id"], inv.call_id.to_string());
+    assert_eq!(json["envelope_id"], inv.id.to_string());
+    assert_eq!(json["room_id"], "alice-room");
+    assert_eq!(json["call_type"], "video");
+}
+
+#[tokio::test]
+async fn a_flood_from_one_sender_never_evicts_another_senders_queued_invite() {
+    // The default bound: 64 envelopes per offline user.
+    let server = start(config()).await;
+    let per_user = 64;
+    let mut alice = raw_user(&server, "alice", "a1").await;
+    let inv = invite(("alice", "a1"), "bob", "alice-room");
+    alice.send_env(&inv).await;
+    let marker = message(("alice", "a1"), "alice", "marker");
+    alice.send_env(&marker).await;
+    assert_eq!(alice.json().await["data"], "marker");
+
+    // mallory sends bob 80 envelopes, more than the whole queue holds.
+    let mut mallory = raw_user(&server, "mallory", "m1").await;
+    let flood: Vec<_> = (0..80)
+        .map(|i| message(("mallory", "m1"), "bob", &format!("spam{i}")))
+        .collect();
+    for env in &flood {
+        mallory.send_env(env).await;
+    }
+    let marker = message(("mallory", "m1"), "mallory", "marker");
+    mallory.send_env(&marker).await;
+    assert_eq!(mallory.json().await["data"], "marker", "no error frame");
+    assert_eq!(server.stats().offline_queued, per_user);
+
+    // bob connects: alice's invite is there, first (it was sent first), then mallory's newest 63.
+    let mut bob = raw_user(&server, "bob", "b1").await;
+    assert_eq!(bob.json().await["id"], inv.id.to_string());
+    for env in &flood[80 - (per_user - 1)..] {
+        assert_eq!(bob.json().await["id"], env.id.to_string());
+    }
+    bob.expect_silence(Duration::from_millis(200)).await;
+    assert_eq!(
+        server_metric(
+            &server,
+            "callapi_signal_envelopes_dropped_total{reason=\"queue_full\"}"
+        ),
+        (80 - (per_user - 1)) as f64
+    );
+}
+
+#[tokio::test]
+async fn the_sender_holding_most_of_a_full_queue_loses_its_oldest() {
+    let mut c = config();
+    c.limits.offline_queue_per_user = 4;
+    let server = start(c).await;
+    let mut carol = raw_user(&server, "carol", "c1").await;
+    let mut dave = raw_user(&server, "dave", "d1").await;
+    // carol: 3 waiting, dave: 1; dave's second envelope (2 < 3) pushes out carol's oldest.
+    let c_env: Vec<_> = (0..3)
+        .map(|i| message(("carol", "c1"), "bob", &format!("c{i}")))
+        .collect();
+    for env in &c_env {
+        carol.send_env(env).await;
+    }
+    let marker = message(("carol", "c1"), "carol", "marker");
+    carol.send_env(&marker).await;
+    carol.json().await;
+    let d0 = message(("dave", "d1"), "bob", "d0");
+    let d1 = message(("dave", "d1"), "bob", "d1");
+    dave.send_env(&d0).await;
+    dave.send_env(&d1).await;
+    let marker = message(("dave", "d1"), "dave", "marker");
+    dave.send_env(&marker).await;
+    dave.json().await;
+
+    let mut bob = raw_user(&server, "bob", "b1").await;
+    for want in ["c1", "c2", "d0", "d1"] {
+        assert_eq!(bob.json().await["data"], want);
+    }
+    bob.expect_silence(Duration::from_millis(200)).await;
+}
+
+/// Accepts one webhook request on `hook`, answers 204 and returns its head and body.
+async fn next_webhook_post(hook: &tokio::net::TcpListener) -> (String, String) {
     let (mut conn, _) = tokio::time::timeout(WAIT, hook.accept())
         .await
         .unwrap()
@@ -247,20 +341,89 @@ async fn the_webhook_notifier_posts_the_invite_as_json() {
     conn.write_all(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n")
         .await
         .unwrap();
-    let (head, body) = request;
-    assert!(head.starts_with("POST /push?app=demo HTTP/1.1"), "{head}");
-    assert!(head
-        .to_ascii_lowercase()
-        .contains("authorization: bearer hook-secret"));
-    assert!(head
-        .to_ascii_lowercase()
-        .contains("content-type: application/json"));
-    let json: serde_json::Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(json["type"], "invite");
-    assert_eq!(json["to"], "bob");
-    assert_eq!(json["from"], "alice");
-    assert_eq!(json["call_id"], inv.call_id.to_string());
-    assert_eq!(json["envelope_id"], inv.id.to_string());
-    assert_eq!(json["room_id"], "alice-room");
-    assert_eq!(json["call_type"], "video");
+    request
+}
+
+/// The `json push-webhook` example of docs/PROTOCOL.md.
+fn documented_webhook_body() -> serde_json::Value {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/PROTOCOL.md"))
+        .unwrap();
+    let mut lines = doc
+        .lines()
+        .skip_while(|l| l.trim() != "```json push-webhook");
+    lines.next().expect("a push-webhook example in PROTOCOL.md");
+    let text: String = lines.take_while(|l| l.trim() != "```").collect();
+    serde_json::from_str(&text).unwrap()
+}
+
+#[tokio::test]
+async fn the_webhook_body_has_exactly_the_documented_members_and_a_refusal_is_not_retried() {
+    let hook = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook_url = format!("http://{}/push", hook.local_addr().unwrap());
+    let mut c = config();
+    c.push = Some(Arc::new(WebhookNotifier::new(&hook_url).unwrap()));
+    let server = start(c).await;
+    let mut alice = raw_user(&server, "alice", "a1").await;
+    let inv = invite(("alice", "a1"), "bob", "alice-room");
+    alice.send_env(&inv).await;
+
+    // The backend refuses this push.
+    let (mut conn, _) = tokio::time::timeout(WAIT, hook.accept())
+        .await
+        .unwrap()
+        .unwrap();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut got = Vec::new();
+    let body = loop {
+        let n = tokio::time::timeout(WAIT, conn.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(n > 0, "request cut short");
+        got.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&got).into_owned();
+        if let Some((_, body)) = text.split_once("\r\n\r\n") {
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(body) {
+                break v;
+            }
+        }
+    };
+    conn.write_all(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n")
+        .await
+        .unwrap();
+    let keys = |v: &serde_json::Value| {
+        let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+        k.sort();
+        k
+    };
+    assert_eq!(keys(&body), keys(&documented_webhook_body()));
+    assert_eq!(
+        body["expires_at_ms"].as_u64().unwrap(),
+        inv.ts + inv.lifetime_ms
+    );
+
+    // Counted as an error once; the invite stays queued and is not pushed again, not even for
+    // its retransmission.
+    let push_errors = r#"callapi_signal_push_notifications_total{result="error"}"#;
+    tokio::time::timeout(WAIT, async {
+        while server_metric(&server, push_errors) < 1.0 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("the refused push is counted");
+    alice.send_env(&inv).await;
+    let marker = message(("alice", "a1"), "alice", "marker");
+    alice.send_env(&marker).await;
+    alice.json().await;
+    assert_eq!(server.stats().offline_queued, 1);
+    let mut bob = raw_user(&server, "bob", "b1").await;
+    assert_eq!(bob.json().await["id"], inv.id.to_string());
+    assert!(
+        tokio::time::timeout(std::time::Duration::from_millis(200), hook.accept())
+            .await
+            .is_err(),
+        "no second push"
+    );
+    assert_eq!(server_metric(&server, push_errors), 1.0);
 }

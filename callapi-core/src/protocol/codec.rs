@@ -44,6 +44,17 @@ pub enum DecodeError {
     /// The `kind` is not one this version knows.
     #[error("unknown envelope kind {0:?}")]
     UnknownKind(String),
+    /// The envelope has a member named `type`. That name is reserved: on the WebSocket
+    /// transport a frame with `type` is a control frame from the server, so an envelope that
+    /// carried one could pass for a control frame at its receiver. Senders must not add it.
+    #[error(
+        "an envelope must not have a member named {member:?} (reserved for transport control \
+         frames); remove it"
+    )]
+    ReservedMember {
+        /// The reserved member's name (`"type"`).
+        member: &'static str,
+    },
     /// A field this kind requires is absent.
     #[error("envelope of kind {kind:?} lacks the required field {field:?}")]
     MissingField {
@@ -125,6 +136,14 @@ struct Wire {
     digits: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     ack_id: Option<MessageId>,
+    /// Whether the input has a `type` member (any value, `null` included): reserved, refused.
+    #[serde(
+        default,
+        rename = "type",
+        deserialize_with = "present_any",
+        skip_serializing
+    )]
+    reserved_type: bool,
 }
 
 /// Reads only `v`, for classifying envelopes whose other fields do not parse.
@@ -136,6 +155,11 @@ struct VersionProbe {
 /// Nesting level (the envelope object is level 1) at which input is refused. serde_json's own
 /// recursion limit refuses the same level, so both paths agree.
 const DEPTH_LIMIT: usize = 128;
+
+/// `true` for a member that is present, whatever its value.
+fn present_any<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    serde::de::IgnoredAny::deserialize(d).map(|_| true)
+}
 
 fn present_value<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
     Value::deserialize(d).map(Some)
@@ -364,7 +388,7 @@ fn from_wire(w: Wire) -> Result<Envelope, DecodeError> {
         },
         _ => return Err(DecodeError::UnknownKind(kind)),
     };
-    Ok(Envelope {
+    let envelope = Envelope {
         // `v` is at most PROTOCOL_VERSION here, so it fits.
         v: u32::try_from(v).unwrap_or(PROTOCOL_VERSION),
         id: need(w.id, E, "id")?,
@@ -376,5 +400,11 @@ fn from_wire(w: Wire) -> Result<Envelope, DecodeError> {
         call_id: need(w.call_id, E, "call_id")?,
         lifetime_ms: need(w.lifetime_ms, E, "lifetime_ms")?,
         body,
-    })
+    };
+    // Checked last, so that only input that is otherwise a whole envelope is reported as one
+    // carrying the reserved member (a transport's control frames fail earlier checks).
+    if w.reserved_type {
+        return Err(DecodeError::ReservedMember { member: "type" });
+    }
+    Ok(envelope)
 }

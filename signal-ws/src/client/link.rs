@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use callapi_core::connection::{ConnectError, LinkEvent, TransportLink};
-use callapi_core::protocol::{decode_str, encode_string, Envelope};
+use callapi_core::protocol::{decode_str, encode_string, DecodeError, Envelope};
 use callapi_core::signal::SignalError;
 use futures::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -264,15 +264,33 @@ where
     }
 
     fn on_text(&mut self, text: &str) -> Step {
-        let kind = Probe::of(text).and_then(|p| p.kind);
-        if kind.is_none() {
-            let ev = match decode_str(text) {
-                Ok(env) => LinkEvent::Message(env),
-                Err(err) => LinkEvent::Invalid(err),
-            };
-            let _ = self.events.send(ev);
-            return Step::Go;
+        // A relayed envelope is never taken for a control frame: whatever decodes as an
+        // envelope is one, and an envelope that also carries `type` (which the server refuses
+        // to relay) is dropped as invalid. Only what is no envelope at all can be a control
+        // frame, and only the server sends those.
+        match decode_str(text) {
+            Ok(env) => {
+                let _ = self.events.send(LinkEvent::Message(env));
+                Step::Go
+            }
+            Err(err) => {
+                let control = match err {
+                    DecodeError::ReservedMember { .. } => None,
+                    _ => Probe::of(text).and_then(|p| p.kind),
+                };
+                match control {
+                    Some(kind) => self.on_control(text, &kind),
+                    None => {
+                        let _ = self.events.send(LinkEvent::Invalid(err));
+                        Step::Go
+                    }
+                }
+            }
         }
+    }
+
+    /// A control frame of `type` `kind` from the server.
+    fn on_control(&mut self, text: &str, kind: &str) -> Step {
         match serde_json::from_str::<ServerFrame>(text) {
             Ok(ServerFrame::TokenWillExpire { exp }) => {
                 tracing::debug!(exp, "token will expire");

@@ -139,7 +139,9 @@ pub struct Limits {
     /// TCP connections that have not yet sent a complete request (TLS and HTTP headers
     /// included); more are refused at once. Default 1024.
     pub max_pending_handshakes: usize,
-    /// Envelopes kept per offline user; the oldest is dropped first. Default 64.
+    /// Envelopes kept per offline user. When full, the sender holding the most of them loses
+    /// its oldest (on a tie the newcomer's own; with none of its own the new one is refused),
+    /// so no sender can push out another's envelopes by sending many. Default 64.
     pub offline_queue_per_user: usize,
     /// Envelopes kept for offline users in total. Default 100 000.
     pub offline_queue_total: usize,

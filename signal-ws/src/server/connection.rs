@@ -8,7 +8,6 @@ use std::time::Duration;
 use callapi_core::protocol::{decode_str, Body, DecodeError, DeviceId, UserId};
 use futures::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::mpsc;
 use tokio::time::{sleep_until, timeout, Instant};
 use tokio_tungstenite::tungstenite::error::Error as WsError;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -18,6 +17,7 @@ use tokio_tungstenite::WebSocketStream;
 
 use super::hub::{Hub, RouteError};
 use super::limits::{RateLimiter, RateVerdict};
+use super::outbox::{outbox, Inbox, OverflowSignal};
 use super::Shared;
 use crate::frames::{close_code, ClientFrame, ErrorCode, Probe, ServerFrame};
 
@@ -70,10 +70,12 @@ impl Drop for Registered<'_> {
     }
 }
 
-/// How the loop ends.
+/// How the loop goes on.
 enum Flow {
     Continue,
     Stop,
+    /// The socket went over its write budget: close it with 4010.
+    SlowConsumer,
 }
 
 struct Conn<S> {
@@ -85,6 +87,8 @@ struct Conn<S> {
     expires_at: Instant,
     warn_at: Instant,
     warned: bool,
+    /// Set once routing found this socket over its write budget.
+    overflow: OverflowSignal,
 }
 
 /// Serves one upgraded socket until it closes.
@@ -98,6 +102,10 @@ where
     let warn_at = expires_at
         .checked_sub(shared.config.timers.expiry_warning)
         .unwrap_or_else(Instant::now);
+    let (tx, inbox) = outbox(
+        shared.config.limits.outbound_queue,
+        shared.config.buffers.max_write_buffer_bytes,
+    );
     let mut conn = Conn {
         _counted: Counted::new(metrics.clone()),
         ws,
@@ -106,8 +114,8 @@ where
         expires_at,
         warn_at,
         warned: false,
+        overflow: inbox.overflow_signal(),
     };
-    let (tx, rx) = mpsc::channel(shared.config.limits.outbound_queue);
     let hub = shared.hub.clone();
     let registered = hub.register(
         &conn.session.user,
@@ -142,7 +150,7 @@ where
         room: conn.session.room.clone(),
     };
     if conn.send_frame(&hello).await {
-        conn.serve(rx).await;
+        conn.serve(inbox).await;
     }
     tracing::debug!(user = %conn.session.user, device = %conn.session.device, "disconnected");
 }
@@ -151,7 +159,7 @@ impl<S> Conn<S>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
-    async fn serve(&mut self, mut rx: mpsc::Receiver<Utf8Bytes>) {
+    async fn serve(&mut self, mut inbox: Inbox) {
         let timers = self.shared.config.timers.clone();
         let limits = self.shared.config.limits.clone();
         let dead_after = timers.dead_after();
@@ -177,8 +185,14 @@ where
                     last_seen = Instant::now();
                     self.on_incoming(incoming, &mut limiter).await
                 }
-                out = rx.recv() => match out {
-                    Some(text) => self.send(Message::Text(text)).await,
+                () = self.overflow.wait() => Flow::SlowConsumer,
+                out = inbox.recv() => match out {
+                    Some(text) => {
+                        let len = text.len();
+                        let flow = self.send(Message::Text(text)).await;
+                        inbox.written(len);
+                        flow
+                    }
                     None => {
                         self.close(close_code::REPLACED, "replaced by a newer connection of this device").await;
                         Flow::Stop
@@ -201,8 +215,15 @@ where
                     Flow::Stop
                 }
             };
-            if let Flow::Stop = flow {
-                return;
+            match flow {
+                Flow::Continue => {}
+                // A control frame's write can be what the overflow cut short.
+                Flow::Stop if !self.overflow.is_set() => return,
+                Flow::Stop | Flow::SlowConsumer => {
+                    inbox.discard();
+                    self.close_slow_consumer().await;
+                    return;
+                }
             }
         }
     }
@@ -320,6 +341,18 @@ where
             }
             Err(err) => err,
         };
+        if let DecodeError::ReservedMember { .. } = err {
+            // An envelope that also carries `type`: relayed, it could pass for one of this
+            // server's control frames at the receiver.
+            self.shared.metrics.dropped("invalid");
+            return self
+                .error(
+                    ErrorCode::InvalidEnvelope,
+                    err.to_string(),
+                    Probe::id_of(&text),
+                )
+                .await;
+        }
         match probe.kind.as_deref() {
             Some(kind @ ("renew" | "ping")) => match serde_json::from_str::<ClientFrame>(&text) {
                 Ok(ClientFrame::Renew { token }) => self.renew(&token).await,
@@ -344,6 +377,7 @@ where
                 self.shared.metrics.dropped("invalid");
                 let code = match err {
                     DecodeError::TooLarge { .. } => ErrorCode::TooLarge,
+                    DecodeError::UnsupportedVersion { .. } => ErrorCode::UnsupportedVersion,
                     _ => ErrorCode::InvalidEnvelope,
                 };
                 self.error(code, err.to_string(), probe.id_string()).await
@@ -400,8 +434,16 @@ where
         }
     }
 
+    /// Writes a message; gives up (with [`Flow::SlowConsumer`]) as soon as routing finds the
+    /// socket over its write budget, rather than waiting out the write timeout.
     async fn send(&mut self, msg: Message) -> Flow {
-        match timeout(self.shared.config.timers.write_timeout, self.ws.send(msg)).await {
+        let write = timeout(self.shared.config.timers.write_timeout, self.ws.send(msg));
+        let written = tokio::select! {
+            biased;
+            written = write => written,
+            () = self.overflow.wait() => return Flow::SlowConsumer,
+        };
+        match written {
             Ok(Ok(())) => Flow::Continue,
             Ok(Err(err)) => {
                 tracing::debug!(user = %self.session.user, %err, "write failed");
@@ -422,6 +464,34 @@ where
             reason: reason.into(),
         };
         if !matches!(timeout(wait, self.ws.close(Some(frame))).await, Ok(Ok(()))) {
+            return;
+        }
+        let _ = timeout(wait, async {
+            while let Some(Ok(msg)) = self.ws.next().await {
+                if let Message::Close(_) = msg {
+                    break;
+                }
+            }
+        })
+        .await;
+    }
+
+    /// Closes with 4010 a socket that went over its write budget. What was queued for it is
+    /// dropped; the close frame follows what the socket already took, so a peer that is merely
+    /// slow still reads it (within the write timeout).
+    async fn close_slow_consumer(&mut self) {
+        let limit = self.shared.config.buffers.max_write_buffer_bytes;
+        self.shared.metrics.limit_hit("write_buffer");
+        tracing::info!(user = %self.session.user, device = %self.session.device,
+            "more than {limit} bytes waited to be written to the socket; closing it (4010)");
+        let frame = CloseFrame {
+            code: CloseCode::from(close_code::SLOW_CONSUMER),
+            reason: "not reading fast enough: the server's write buffer for this socket is full"
+                .into(),
+        };
+        let timers = &self.shared.config.timers;
+        let (write, wait) = (timers.write_timeout, timers.close_timeout);
+        if !matches!(timeout(write, self.ws.close(Some(frame))).await, Ok(Ok(()))) {
             return;
         }
         let _ = timeout(wait, async {

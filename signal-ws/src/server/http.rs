@@ -153,19 +153,32 @@ fn route(
 
 fn unauthorized(shared: &Shared, err: &AuthError) -> Response<Body> {
     shared.metrics.auth_failure(err.label());
-    let (code, www) = match err {
-        AuthError::Missing => ("missing_token", "Bearer realm=\"callapi\"".to_owned()),
-        AuthError::Expired => ("token_expired", WWW_AUTHENTICATE_EXPIRED.to_owned()),
-        other => (
-            "bad_token",
-            format!(
-                "Bearer realm=\"callapi\", error=\"invalid_token\", error_description=\"{}\"",
-                other.label().replace('_', " ")
-            ),
+    match err {
+        AuthError::Missing => refusal_401(
+            "missing_token",
+            "Bearer realm=\"callapi\"",
+            &err.to_string(),
         ),
-    };
-    let mut resp = json_error(StatusCode::UNAUTHORIZED, code, &err.to_string());
-    if let Ok(v) = HeaderValue::from_str(&www) {
+        AuthError::Expired => {
+            refusal_401("token_expired", WWW_AUTHENTICATE_EXPIRED, &err.to_string())
+        }
+        other => bad_token(other.label(), &err.to_string()),
+    }
+}
+
+/// A 401 `bad_token` answer whose `WWW-Authenticate` names `label` (`bad_signature`, ...).
+fn bad_token(label: &str, message: &str) -> Response<Body> {
+    let www = format!(
+        "Bearer realm=\"callapi\", error=\"invalid_token\", error_description=\"{}\"",
+        label.replace('_', " ")
+    );
+    refusal_401("bad_token", &www, message)
+}
+
+/// A 401 with body `code` and the `WWW-Authenticate` header `www`.
+fn refusal_401(code: &str, www: &str, message: &str) -> Response<Body> {
+    let mut resp = json_error(StatusCode::UNAUTHORIZED, code, message);
+    if let Ok(v) = HeaderValue::from_str(www) {
         resp.headers_mut().insert(WWW_AUTHENTICATE, v);
     }
     resp
@@ -223,9 +236,8 @@ fn signal(
         match (verified.device, query_device) {
             (Some(d), Some(q)) if d.as_str() != q => {
                 shared.metrics.auth_failure("device_mismatch");
-                return json_error(
-                    StatusCode::UNAUTHORIZED,
-                    "bad_token",
+                return bad_token(
+                    "device_mismatch",
                     &format!("this token is for device {:?}, not {q:?}", d.as_str()),
                 );
             }

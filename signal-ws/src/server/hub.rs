@@ -9,20 +9,19 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use callapi_core::protocol::{Body, CallId, DeviceId, Envelope, MessageId, UserId};
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use super::config::Limits;
+use super::eviction::{evict_for, Eviction};
 use super::metrics::Metrics;
+use super::outbox::{Outbox, Refused};
 use super::push::{PushNotification, PushNotifier};
 
 /// Identifies one connection (so an old connection of a device never unregisters its
 /// replacement).
 pub(crate) type ConnId = u64;
-
-/// The sending half of a socket's outbound queue.
-pub(crate) type Outbox = mpsc::Sender<Utf8Bytes>;
 
 /// Why an envelope was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -181,9 +180,12 @@ impl Hub {
             scope: scope.clone(),
         });
         st.devices += 1;
-        // Deliver what waited for this device.
+        // Deliver what waited for this device, as far as the socket's write budget allows:
+        // what does not fit stays queued (for the next connection, and the sender retransmits
+        // to the device now online).
         if let Some(queue) = st.offline.get_mut(user) {
             let mut kept = VecDeque::with_capacity(queue.len());
+            let mut room_left = true;
             while let Some(mut q) = queue.pop_front() {
                 if q.expires_at <= now {
                     st.queued_total -= 1;
@@ -202,16 +204,16 @@ impl Hub {
                     None => true,
                     Some(s) => room.as_deref() == Some(s.as_str()),
                 };
-                if !for_me || !in_scope {
+                if !for_me || !in_scope || !room_left {
                     kept.push_back(q);
                     continue;
                 }
-                match tx.try_send(q.text.clone()) {
-                    Ok(()) => {
-                        self.metrics.relayed.inc();
-                    }
-                    Err(_) => self.metrics.dropped("slow_consumer"),
+                if tx.try_send_within_budget(q.text.clone()).is_err() {
+                    room_left = false;
+                    kept.push_back(q);
+                    continue;
                 }
+                self.metrics.relayed.inc();
                 if let (Some(s), Some(r)) = (&scope, &q.invite_room) {
                     if s == r {
                         track(
@@ -314,14 +316,16 @@ impl Hub {
                         }
                         track_room = true;
                     }
+                    // The sender is told nothing of a slow receiver: it cannot act on it, and
+                    // its reliable layer retransmits what is not acknowledged.
                     match slot.tx.try_send(text.clone()) {
                         Ok(()) => {
                             self.metrics.relayed.inc();
                         }
-                        Err(mpsc::error::TrySendError::Full(_)) => {
+                        Err(Refused::Full | Refused::Overflow | Refused::NoRoom) => {
                             self.metrics.dropped("slow_consumer")
                         }
-                        Err(mpsc::error::TrySendError::Closed(_)) => {}
+                        Err(Refused::Closed) => {}
                     }
                 }
             }
@@ -387,10 +391,17 @@ impl Hub {
             return false;
         }
         if queue.len() >= self.limits.offline_queue_per_user {
-            queue.pop_front();
-            st.queued_total -= 1;
+            let senders: Vec<&UserId> = queue.iter().map(|q| &q.from).collect();
+            let eviction = evict_for(&senders, &env.from);
             self.metrics.dropped("queue_full");
             self.metrics.limit_hit("offline_queue");
+            match eviction {
+                Eviction::Evict(pos) => {
+                    queue.remove(pos);
+                    st.queued_total -= 1;
+                }
+                Eviction::RefuseNew => return false,
+            }
         } else if st.queued_total >= self.limits.offline_queue_total {
             self.metrics.dropped("queue_full");
             self.metrics.limit_hit("offline_queue");

@@ -17,10 +17,12 @@
 
 mod config;
 mod connection;
+mod eviction;
 mod http;
 mod hub;
 mod limits;
 mod metrics;
+mod outbox;
 mod push;
 mod shutdown;
 

@@ -25,8 +25,9 @@ pub const HOUR: Duration = Duration::from_secs(3600);
 /// Longest wait for one expected thing.
 pub const WAIT: Duration = Duration::from_secs(10);
 
-/// Server defaults on 127.0.0.1 port 0, with the per-connection rate limits and the handshake
-/// limit raised so the load generators are not throttled (the limits are a policy, not a cost).
+/// Server defaults on 127.0.0.1 port 0, with the per-connection rate limits, the handshake
+/// limit and the per-socket write budget raised so the load generators are not throttled or
+/// closed as slow consumers under bursts (the limits are a policy, not a cost).
 pub fn server_config() -> Res<ServerConfig> {
     let mut c = ServerConfig::new("127.0.0.1:0".parse()?, SECRET.to_vec());
     c.limits.rate_per_sec = 1_000_000;
@@ -34,6 +35,7 @@ pub fn server_config() -> Res<ServerConfig> {
     c.limits.rate_close_after = 1_000_000;
     c.limits.max_pending_handshakes = 20_000;
     c.limits.outbound_queue = 4096;
+    c.buffers.max_write_buffer_bytes = 16 * 1024 * 1024;
     Ok(c)
 }
 
