@@ -112,7 +112,8 @@ struct ServeArgs {
     /// Initial read buffer per socket, in bytes [default: 4096].
     #[arg(long, env = "CALLAPI_READ_BUFFER_BYTES")]
     read_buffer_bytes: Option<usize>,
-    /// Most bytes buffered for a slow socket, in bytes [default: 1048576].
+    /// Most bytes waiting to be written to one socket; a socket that goes over it is closed
+    /// with 4010 (slow consumer) [default: 1048576].
     #[arg(long, env = "CALLAPI_MAX_WRITE_BUFFER_BYTES")]
     max_write_buffer_bytes: Option<usize>,
 }

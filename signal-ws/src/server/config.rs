@@ -148,7 +148,8 @@ pub struct Limits {
     /// Longest an envelope is kept for an offline user, whatever its lifetime says. Default 10 min.
     pub max_offline_lifetime: Duration,
     /// Frames waiting to be written to one socket; more are dropped (the sender's reliable
-    /// layer retransmits). Default 256.
+    /// layer retransmits). Their bytes are bounded by
+    /// [`Buffers::max_write_buffer_bytes`]. Default 256.
     pub outbound_queue: usize,
     /// Push notifications in flight at once; more are skipped. Default 64.
     pub max_pending_pushes: usize,
@@ -235,7 +236,10 @@ pub struct Buffers {
     /// Bytes gathered before a write reaches the socket (0: every frame is written at once,
     /// which is what a signaling server wants). Default 0.
     pub write_buffer_bytes: usize,
-    /// Most bytes a slow socket may have buffered for writing before it errors. Default 1 MiB.
+    /// Most bytes that may wait to be written to one socket (queued envelopes and the one being
+    /// written, until the operating system took it). An envelope that would go over it is
+    /// dropped and the socket is closed with 4010 (a slow consumer); the sender is not told.
+    /// Default 1 MiB.
     pub max_write_buffer_bytes: usize,
 }
 
