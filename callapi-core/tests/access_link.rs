@@ -1,4 +1,4 @@
-//! Access links (DESIGN §5): a room-scoped session only calls in its room (other rooms are
+//! Access links: a room-scoped session only calls in its room (other rooms are
 //! refused at `prepare`, invites for them are declined as busy), ends with its call (`Idle`,
 //! link `Disconnected`, saved data cleared), fails for good when the link expires; and token and
 //! access-link credentials cannot be mixed on a live session.

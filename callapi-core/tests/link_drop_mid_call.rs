@@ -1,6 +1,6 @@
 //! A signaling link that drops in the middle of a call — while `Calling`, `Connecting` or
 //! `Connected`, on either side — and comes back within the grace: the call completes or goes on,
-//! and neither side sees a notification twice or misses one (DESIGN §4, §5).
+//! and neither side sees a notification twice or misses one.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod lifecycle;

@@ -1,4 +1,4 @@
-//! Background and foreground (DESIGN §5): `pause()` closes the link unless a call is up (then
+//! Background and foreground: `pause()` closes the link unless a call is up (then
 //! when the call ends), `resume()` reconnects, `disconnect()` stops reconnecting and hangs up any
 //! call, `reset()` also forgets tokens and goes `Idle`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]

@@ -1,4 +1,4 @@
-//! Reconnection (DESIGN §5): attempts at 0, 3, 9, 27, 60, 120 s, then every 60 s, each plus
+//! Reconnection: attempts at 0, 3, 9, 27, 60, 120 s, then every 60 s, each plus
 //! 0–2 s of seeded jitter and each bounded by 15 s, forever until a permanent error, which stops
 //! with `LinkState::Failed`; and the link states on the way, as `CallApi` subscribers see them.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -23,7 +23,7 @@ fn reconnecting(attempt: u32, next_in: Duration) -> LinkState {
     LinkState::Reconnecting { attempt, next_in }
 }
 
-/// Base offsets of reconnect attempts 0.. (DESIGN §5).
+/// Base offsets of reconnect attempts 0...
 const BASES: [u64; 10] = [0, 3, 9, 27, 60, 120, 180, 240, 300, 360];
 
 #[tokio::test(start_paused = true)]

@@ -1,4 +1,4 @@
-//! The signaling grace period (DESIGN §5): a call survives a link outage shorter than the grace
+//! The signaling grace period: a call survives a link outage shorter than the grace
 //! (30 s by default) — media keeps flowing and pending messages retransmit after reconnect —
 //! and past it ends with `SignalLost`, exactly at the grace and not before; the peer whose link
 //! stayed up learns of it from the hangup delivered after the reconnect.

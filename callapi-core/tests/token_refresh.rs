@@ -1,4 +1,4 @@
-//! Tokens (DESIGN §5): fetch attempts at 0, 1 and 4 s plus seeded jitter, each bounded by 15 s;
+//! Tokens: fetch attempts at 0, 1 and 4 s plus seeded jitter, each bounded by 15 s;
 //! an expiry warning renews the token on the live link without reconnecting; a token refused as
 //! expired at connect is fetched again before the next attempt; an expired access link is
 //! permanent.

@@ -20,7 +20,7 @@ use crate::fault::FaultPlan;
 use crate::stats::NetworkStats;
 
 /// The link state a connected client sees when its device is taken offline with
-/// [`MockNetwork::set_online`]: the link dropped and the first reconnect attempt (DESIGN §5:
+/// [`MockNetwork::set_online`]: the link dropped and the first reconnect attempt (the reconnect schedule:
 /// attempts at 0 s, 3 s, ...) is due at once. No further attempts are reported; the next event
 /// is `Link(Connected)` when the device is brought back online.
 pub const OFFLINE_LINK_STATE: LinkState = LinkState::Reconnecting {

@@ -18,7 +18,7 @@ enum Stop {
 async fn call_survives_a_restart(stop: Stop) {
     let server = start(config()).await;
     let addr = server.local_addr();
-    // Seeds whose first connection and first reconnect start within 300 ms (DESIGN §5: the
+    // Seeds whose first connection and first reconnect start within 300 ms (the reconnect schedule: the
     // first reconnect attempt is at 0 s + 0–2 s jitter).
     let seeds = fast_seeds(2, 300);
     let mut alice = Device::start(&server.url(), "alice", "a1", seeds[0]);

@@ -25,7 +25,7 @@ pub struct CallConfig {
     /// confirmation before giving up (30 s: the confirmation is retransmitted about ten times in
     /// that span, so only a dead caller or a long outage exhausts it).
     pub confirm_grace: Duration,
-    /// How long a call survives a signaling outage (see DESIGN §5).
+    /// How long a call survives a signaling outage (see `docs/ARCHITECTURE.md`, "Staying connected").
     pub signal_grace: Duration,
 }
 
@@ -50,7 +50,7 @@ impl CallConfig {
     }
 }
 
-/// Retransmission and de-duplication (DESIGN §4; SIP's T1/T2).
+/// Retransmission and de-duplication (`docs/PROTOCOL.md` §7; SIP's T1/T2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Reliability {
     /// First retransmission interval (500 ms).

@@ -40,7 +40,7 @@ const BUSY_GRACE_MAX: Duration = Duration::from_secs(2);
 /// Most DTMF digits in one message.
 pub const MAX_DTMF_DIGITS: usize = 64;
 
-/// The call logic of one device, as a plain state machine (DESIGN §2, §3).
+/// The call logic of one device, as a plain state machine (sans-IO: see `docs/ARCHITECTURE.md`, "Layers").
 pub struct CallMachine {
     cfg: CallConfig,
     anchor: Instant,

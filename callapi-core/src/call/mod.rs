@@ -1,4 +1,4 @@
-//! The call model (DESIGN §3): states, reasons, events, the sans-IO [`CallMachine`] and its
+//! The call model (call flow: `docs/PROTOCOL.md` §8): states, reasons, events, the sans-IO [`CallMachine`] and its
 //! reliable-delivery layer.
 
 mod config;

@@ -1,4 +1,4 @@
-//! End-to-end reliable delivery over a best-effort pipe (DESIGN §4): retransmission with
+//! End-to-end reliable delivery over a best-effort pipe (`docs/PROTOCOL.md` §7): retransmission with
 //! exponential backoff until acknowledged or expired, and de-duplication of received envelopes.
 //!
 //! Pure data structure: no clock reads, no I/O.

@@ -1,4 +1,4 @@
-//! States, reasons, events and errors of a call (CallAPI's vocabulary, DESIGN §3).
+//! States, reasons, events and errors of a call (CallAPI's vocabulary).
 
 use std::time::Duration;
 

@@ -1,4 +1,4 @@
-//! Staying connected (DESIGN §5), written once for every backend: a backend implements
+//! Staying connected (`docs/ARCHITECTURE.md`, "Staying connected"), written once for every backend: a backend implements
 //! [`Transport`] (one connection attempt); [`Supervisor`] turns it into a
 //! [`SignalClient`](crate::signal::SignalClient) with tokens, reconnection, renewal, pause and
 //! resume.

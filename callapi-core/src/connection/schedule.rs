@@ -1,4 +1,4 @@
-//! The retry schedules of DESIGN §5 as pure functions of the attempt number and an injected RNG,
+//! The retry schedules (token fetches and reconnects) as pure functions of the attempt number and an injected RNG,
 //! so tests can assert exact instants with a seeded RNG.
 
 use std::time::Duration;

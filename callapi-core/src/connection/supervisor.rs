@@ -1,5 +1,5 @@
 //! [`Supervisor`]: turns any [`Transport`] into a [`SignalClient`] with token fetching,
-//! reconnection on the DESIGN §5 schedules, in-band renewal, pause/resume and link state.
+//! reconnection on the schedules of [`schedule`](super::schedule), in-band renewal, pause/resume and link state.
 
 use std::future::Future;
 use std::pin::Pin;

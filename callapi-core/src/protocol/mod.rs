@@ -1,4 +1,4 @@
-//! The wire protocol (DESIGN §4; normative text in `docs/PROTOCOL.md`).
+//! The wire protocol (normative text in `docs/PROTOCOL.md`).
 
 mod codec;
 mod envelope;

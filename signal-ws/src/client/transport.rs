@@ -298,7 +298,7 @@ pub struct WsSignalClient;
 impl WsSignalClient {
     /// Connects `user` (user and device) to the server at `url` with tokens from
     /// `token_provider`: a `Supervisor` over a [`WsTransport`], which fetches tokens, connects,
-    /// renews tokens in-band and reconnects on the DESIGN §5 schedule. Call it inside a tokio
+    /// renews tokens in-band and reconnects on the schedule of `docs/ARCHITECTURE.md`, "Staying connected". Call it inside a tokio
     /// runtime. The connection is made in the background: watch `link_state()` or the
     /// `SignalEvent::Link` events.
     pub fn connect(

@@ -137,7 +137,7 @@ fn milestones(t: &CallTimings) -> [(&'static str, Option<Duration>); 7] {
     ]
 }
 
-/// The DESIGN §3 diagnostics of both sides, side by side.
+/// The call timings (diagnostics) of both sides, side by side.
 pub fn timing_table(caller: &CallTimings, callee: &CallTimings) -> Vec<String> {
     let mut lines = vec![
         "timings (ms from the call's start — alice: call(); bob: invite received)".to_owned(),
