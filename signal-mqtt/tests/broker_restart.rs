@@ -80,8 +80,8 @@ async fn both_sides_reconnect_on_schedule_and_the_call_goes_on() {
             );
         }
     }
-    assert_eq!(broker.count(&connected_line("alice", "a1")), 2);
-    assert_eq!(broker.count(&connected_line("bob", "b1")), 2);
+    broker.assert_count(&connected_line("alice", "a1"), 2).await;
+    broker.assert_count(&connected_line("bob", "b1"), 2).await;
 
     // The call survived the outage: no state change, and messages flow both ways.
     assert_eq!(alice.api.state(), CallState::Connected);

@@ -80,7 +80,21 @@ async fn an_invite_sent_while_the_callee_is_offline_rings_when_it_connects() {
     let ring = bob.wait_state(CallState::Calling).await;
     assert_eq!(ring.call.unwrap().call_id, call_id);
     // It came out of the session's queue (the broker resumed the session and sent it before
-    // anything new from alice), not from a retransmission after bob was back.
+    // anything new from alice), not from a retransmission after bob was back. (The log can lag
+    // behind the ring: wait until it shows bob back and the invite after that.)
+    broker
+        .wait_log("bob back and the invite", |log| {
+            let back = log
+                .iter()
+                .rposition(|l| l.contains(&connected_line("bob", "b1")));
+            count(log, &connected_line("bob", "b1")) == 2
+                && back.is_some_and(|back| {
+                    log[back..]
+                        .iter()
+                        .any(|l| l.contains("'callapi/v1/inbox/bob/alice'"))
+                })
+        })
+        .await;
     let log = broker.log();
     let back = log
         .iter()

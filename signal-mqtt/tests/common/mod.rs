@@ -1,13 +1,14 @@
 //! Shared helpers of the signal-mqtt tests: a real Mosquitto started with the shipped
-//! configuration (killed on drop), a transport wrapper that counts connection attempts,
-//! `CallApi` devices over supervised MQTT transports, and supervisor seeds whose jitter is short.
+//! configuration and client id plugin (killed on drop), a transport wrapper that counts
+//! connection attempts, `CallApi` devices over supervised MQTT transports, and supervisor seeds
+//! whose jitter is short.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{BufRead, BufReader};
 use std::net::{Ipv4Addr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use callapi_core::call::{CallConfig, CallEvent, CallState, Notification, PrepareConfig};
@@ -76,6 +77,48 @@ fn find_program(name: &str, fallbacks: &[&str]) -> PathBuf {
         })
 }
 
+/// The shipped client id plugin (`signal-mqtt/mosquitto/plugin/callapi_clientid.c`), compiled
+/// with `cc` once per test process (the first call) into `CARGO_TARGET_TMPDIR`.
+pub fn clientid_plugin() -> &'static Path {
+    static PLUGIN: OnceLock<PathBuf> = OnceLock::new();
+    PLUGIN.get_or_init(build_clientid_plugin)
+}
+
+fn build_clientid_plugin() -> PathBuf {
+    let source = shipped_config_dir()
+        .join("plugin")
+        .join("callapi_clientid.c");
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("mosquitto-plugin");
+    std::fs::create_dir_all(&dir).unwrap();
+    let plugin = dir.join("callapi_clientid.so");
+    // Test processes run concurrently: each compiles to a name of its own and renames the
+    // result into place, so a broker never loads a half-written file.
+    let partial = dir.join(format!(
+        "callapi_clientid.so.{}.partial",
+        std::process::id()
+    ));
+    let needs = "these tests load the shipped Mosquitto plugin, which needs a C compiler (`cc`) \
+                 and the Mosquitto plugin headers: Debian's `mosquitto-dev` and \
+                 `libmosquitto-dev` (./scripts/test installs them; or run \
+                 `apt-get install gcc mosquitto-dev libmosquitto-dev`)";
+    let output = Command::new("cc")
+        .args([
+            "-shared", "-fPIC", "-O2", "-Wall", "-Wextra", "-Werror", "-o",
+        ])
+        .arg(&partial)
+        .arg(&source)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run cc ({e}): {needs}"));
+    assert!(
+        output.status.success(),
+        "compiling {} failed: {needs}\n{}",
+        source.display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    std::fs::rename(&partial, &plugin).unwrap();
+    plugin
+}
+
 /// A free loopback port (bound and released; Mosquitto binds it right after).
 pub fn free_port() -> u16 {
     TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
@@ -85,12 +128,13 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// A Mosquitto child process on a free loopback port, started with the shipped configuration
-/// and ACL, a password file generated here with `mosquitto_passwd`, and persistence in a temp
-/// dir. Killed on drop. Its log lines are collected.
+/// A Mosquitto child process on a free loopback port, started with the shipped configuration,
+/// ACL and client id plugin, a password file generated here with `mosquitto_passwd`, and
+/// persistence in a temp dir. Killed on drop. Its log lines are collected.
 pub struct Mosquitto {
     dir: tempfile::TempDir,
     port: u16,
+    passwd: PathBuf,
     conf: PathBuf,
     child: Option<Child>,
     log: watch::Receiver<Vec<String>>,
@@ -102,15 +146,8 @@ impl Mosquitto {
     pub async fn start(users: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let passwd = dir.path().join("passwd");
-        let mosquitto_passwd = find_program("mosquitto_passwd", &["/usr/bin", "/usr/local/bin"]);
         for (i, (u, p)) in users.iter().enumerate() {
-            let mut cmd = Command::new(&mosquitto_passwd);
-            cmd.arg("-b");
-            if i == 0 {
-                cmd.arg("-c");
-            }
-            let status = cmd.arg(&passwd).arg(u).arg(p).status().unwrap();
-            assert!(status.success(), "mosquitto_passwd failed for {u}");
+            run_mosquitto_passwd(&passwd, i == 0, u, p);
         }
         let data = dir.path().join("data");
         std::fs::create_dir(&data).unwrap();
@@ -119,6 +156,7 @@ impl Mosquitto {
         let mut broker = Self {
             dir,
             port: 0,
+            passwd: passwd.clone(),
             conf,
             child: None,
             log,
@@ -137,16 +175,17 @@ impl Mosquitto {
         panic!("mosquitto did not start: {:#?}", broker.log());
     }
 
-    /// The per-instance main file of the recipe in `signal-mqtt/mosquitto/README.md`, plus
-    /// verbose logging to stderr (the tests read the log) and `user root` (when the tests run
-    /// as root, Mosquitto would otherwise switch to the `mosquitto` user, who cannot read the
-    /// temp dir).
+    /// The per-instance main file of the recipe in `signal-mqtt/mosquitto/README.md` (with the
+    /// `plugin` line of the client id plugin built by [`clientid_plugin`]), plus verbose logging
+    /// to stderr (the tests read the log) and `user root` (when the tests run as root, Mosquitto
+    /// would otherwise switch to the `mosquitto` user, who cannot read the temp dir).
     fn write_conf(&self, passwd: &Path, data: &Path) {
         let shipped = shipped_config_dir();
         std::fs::write(
             &self.conf,
             format!(
                 "listener {port} 127.0.0.1\n\
+                 plugin {plugin}\n\
                  password_file {passwd}\n\
                  acl_file {acl}\n\
                  persistence_location {data}/\n\
@@ -155,6 +194,7 @@ impl Mosquitto {
                  user root\n\
                  include_dir {shipped}\n",
                 port = self.port,
+                plugin = clientid_plugin().display(),
                 passwd = passwd.display(),
                 acl = shipped.join("acl").display(),
                 data = data.display(),
@@ -232,6 +272,17 @@ impl Mosquitto {
         count(&self.log.borrow(), needle)
     }
 
+    /// Waits until `n` lines contain `needle`, then checks that exactly `n` do. (The log reaches
+    /// the test through a pipe and a thread, so a count read at once can lag behind what the
+    /// test has already seen happen.)
+    pub async fn assert_count(&self, needle: &str, n: usize) {
+        self.wait_log(&format!("{n} lines with {needle:?}"), |log| {
+            count(log, needle) >= n
+        })
+        .await;
+        assert_eq!(self.count(needle), n, "{needle:?}: {:#?}", self.log());
+    }
+
     /// Waits until `done(log)` holds.
     pub async fn wait_log(&self, what: &str, mut done: impl FnMut(&[String]) -> bool) {
         let mut rx = self.log.clone();
@@ -247,6 +298,43 @@ impl Mosquitto {
     pub fn dir(&self) -> &Path {
         self.dir.path()
     }
+
+    /// Sets `user`'s password in its password file (adding the user if new), as the recipe in
+    /// `signal-mqtt/mosquitto/README.md` does; the running broker sees it after [`reload`].
+    ///
+    /// [`reload`]: Self::reload
+    pub fn set_password(&self, user: &str, password: &str) {
+        run_mosquitto_passwd(&self.passwd, false, user, password);
+    }
+
+    /// `kill -HUP`, as in the README's recipe: Mosquitto reloads its configuration and password
+    /// file. Returns once the broker has logged the reload; Mosquitto reloads within one turn of
+    /// its single-threaded loop, so every packet it reads after that line meets the reloaded
+    /// configuration.
+    pub async fn reload(&self) {
+        let before = self.count("Reloading config.");
+        let pid = self.child.as_ref().expect("mosquitto runs").id();
+        let status = Command::new("kill")
+            .arg("-HUP")
+            .arg(pid.to_string())
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -HUP {pid} failed");
+        self.wait_log("the reload", |log| count(log, "Reloading config.") > before)
+            .await;
+    }
+}
+
+/// `mosquitto_passwd -b [-c] <file> <user> <password>`.
+fn run_mosquitto_passwd(file: &Path, create: bool, user: &str, password: &str) {
+    let mosquitto_passwd = find_program("mosquitto_passwd", &["/usr/bin", "/usr/local/bin"]);
+    let mut cmd = Command::new(mosquitto_passwd);
+    cmd.arg("-b");
+    if create {
+        cmd.arg("-c");
+    }
+    let status = cmd.arg(file).arg(user).arg(password).status().unwrap();
+    assert!(status.success(), "mosquitto_passwd failed for {user}");
 }
 
 impl Drop for Mosquitto {
@@ -671,8 +759,8 @@ pub async fn next_link_event(
         .expect("the link is open")
 }
 
-/// A plain rumqttc client (clean session), its incoming packets forwarded to a channel; the
-/// poll task stops at the first error.
+/// A plain rumqttc client, its incoming packets forwarded to a channel; the poll task stops at
+/// the first error.
 pub struct RawClient {
     pub client: rumqttc::AsyncClient,
     pub packets: tokio::sync::mpsc::UnboundedReceiver<rumqttc::Packet>,
@@ -680,23 +768,64 @@ pub struct RawClient {
 }
 
 impl RawClient {
-    /// Connects as `user` with `password`; waits for the CONNACK.
+    /// Connects as `user` with `password` (clean session), with the client id
+    /// `callapi-{user}-raw` (escaped like a device's, so the broker's client id plugin lets it
+    /// in); waits for the CONNACK.
     pub async fn connect(port: u16, user: &str, password: &str) -> Self {
-        let mut options = rumqttc::MqttOptions::new(format!("raw-{user}"), "127.0.0.1", port);
+        let id = callapi_signal_mqtt::client_id(&self::user(user), &device("raw"));
+        Self::try_connect_as(port, &id, user, password, true)
+            .await
+            .unwrap_or_else(|code| panic!("raw client {id} ({user}) refused: {code:?}"))
+    }
+
+    /// Connects with any client id and clean session flag; waits for the CONNACK and returns
+    /// its refusal code if the broker refused the connection.
+    pub async fn try_connect_as(
+        port: u16,
+        client_id: &str,
+        user: &str,
+        password: &str,
+        clean_session: bool,
+    ) -> Result<Self, rumqttc::ConnectReturnCode> {
+        let mut options = rumqttc::MqttOptions::new(client_id, "127.0.0.1", port);
         options
             .set_credentials(user, password)
+            .set_clean_session(clean_session)
             .set_max_packet_size(128 * 1024, 128 * 1024);
         let (client, mut eventloop) = rumqttc::AsyncClient::new(options, 64);
         let (tx, packets) = tokio::sync::mpsc::unbounded_channel();
+        let (connack_tx, connack) = tokio::sync::oneshot::channel();
         tokio::spawn(async move {
-            while let Ok(event) = eventloop.poll().await {
-                if let rumqttc::Event::Incoming(p) = event {
-                    if tx.send(p).is_err() {
+            let mut connack_tx = Some(connack_tx);
+            loop {
+                match eventloop.poll().await {
+                    Ok(rumqttc::Event::Incoming(p)) => {
+                        if matches!(p, rumqttc::Packet::ConnAck(_)) {
+                            if let Some(t) = connack_tx.take() {
+                                let _ = t.send(Ok(()));
+                            }
+                        }
+                        if tx.send(p).is_err() {
+                            return;
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(err) => {
+                        if let Some(t) = connack_tx.take() {
+                            let _ = t.send(Err(err));
+                        }
                         return;
                     }
                 }
             }
         });
+        match tokio::time::timeout(WAIT, connack).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(rumqttc::ConnectionError::ConnectionRefused(code)))) => return Err(code),
+            Ok(Ok(Err(err))) => panic!("raw client {client_id}: connection failed: {err}"),
+            Ok(Err(_)) => panic!("raw client {client_id}: the poll task ended without an answer"),
+            Err(_) => panic!("raw client {client_id}: no CONNACK within {WAIT:?}"),
+        }
         let mut raw = Self {
             client,
             packets,
@@ -704,7 +833,7 @@ impl RawClient {
         };
         raw.next_where("CONNACK", |p| matches!(p, rumqttc::Packet::ConnAck(_)))
             .await;
-        raw
+        Ok(raw)
     }
 
     /// The first incoming packet matching `pred`, within [`WAIT`]; the others stay queued, in
