@@ -28,28 +28,104 @@ pub const RECONNECT_AT: [Duration; 6] = [
 /// Spacing of reconnect attempts after the listed ones.
 pub const RECONNECT_EVERY: Duration = Duration::from_secs(60);
 
-fn jitter(rng: &mut impl Rng) -> Duration {
-    Duration::from_millis(rng.gen_range(0..JITTER.as_millis() as u64))
+/// The retry schedules and the bound of each attempt, as data. [`Default`] is the documented
+/// schedule: token fetches at 0, 1 and 4 s; reconnects at 0, 3, 9, 27, 60 and 120 s, then every
+/// 60 s; each plus a uniform jitter below 2 s (the very first connection attempt included);
+/// every fetch and connection attempt bounded by 15 s.
+///
+/// ```
+/// use std::time::Duration;
+/// use callapi_core::connection::schedule::RetrySchedule;
+///
+/// // A kiosk that should come up at once and retry quickly.
+/// let mut schedule = RetrySchedule::default();
+/// schedule.first_attempt_jitter = false;
+/// schedule.reconnect_at = vec![Duration::ZERO, Duration::from_secs(1)];
+/// schedule.reconnect_every = Duration::from_secs(5);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RetrySchedule {
+    /// Offsets of the token fetch attempts from the start of a fetch.
+    pub token_fetch_at: Vec<Duration>,
+    /// Offsets of the reconnect attempts from the start of a series (the drop, or the start of
+    /// the session); then every [`reconnect_every`](Self::reconnect_every) after the last.
+    pub reconnect_at: Vec<Duration>,
+    /// Spacing of reconnect attempts after the listed ones.
+    pub reconnect_every: Duration,
+    /// Upper bound (exclusive) of the uniform jitter added to every attempt; zero for none.
+    pub jitter: Duration,
+    /// Whether the session's very first connection attempt is jittered too (it spreads the
+    /// load when many clients start together).
+    pub first_attempt_jitter: bool,
+    /// Longest one token fetch or connection attempt may take before it counts as failed.
+    pub attempt_timeout: Duration,
 }
 
-/// When token fetch attempt `k` (0-based) starts, measured from the start of the fetch; `None`
-/// once the three attempts are used up.
-pub fn token_attempt_at(k: usize, rng: &mut impl Rng) -> Option<Duration> {
-    TOKEN_FETCH_AT.get(k).map(|base| *base + jitter(rng))
-}
-
-/// When reconnect attempt `k` (0-based) starts, measured from the start of the series: the
-/// drop, or `start`/`resume` for a first connection. Attempts never stop; only a permanent error or `disconnect` ends them.
-pub fn reconnect_attempt_at(k: usize, rng: &mut impl Rng) -> Duration {
-    let base = match RECONNECT_AT.get(k) {
-        Some(at) => *at,
-        None => {
-            let extra = u32::try_from(k + 1 - RECONNECT_AT.len()).unwrap_or(u32::MAX);
-            RECONNECT_AT[RECONNECT_AT.len() - 1]
-                .saturating_add(RECONNECT_EVERY.saturating_mul(extra))
+impl Default for RetrySchedule {
+    fn default() -> Self {
+        Self {
+            token_fetch_at: TOKEN_FETCH_AT.to_vec(),
+            reconnect_at: RECONNECT_AT.to_vec(),
+            reconnect_every: RECONNECT_EVERY,
+            jitter: JITTER,
+            first_attempt_jitter: true,
+            attempt_timeout: ATTEMPT_TIMEOUT,
         }
-    };
-    base + jitter(rng)
+    }
+}
+
+impl RetrySchedule {
+    fn jitter(&self, rng: &mut impl Rng) -> Duration {
+        let max = u64::try_from(self.jitter.as_millis()).unwrap_or(u64::MAX);
+        if max == 0 {
+            return Duration::ZERO;
+        }
+        Duration::from_millis(rng.gen_range(0..max))
+    }
+
+    /// When token fetch attempt `k` (0-based) starts, from the start of the fetch; `None` once
+    /// the attempts are used up.
+    pub fn token_attempt_at(&self, k: usize, rng: &mut impl Rng) -> Option<Duration> {
+        let base = *self.token_fetch_at.get(k)?;
+        Some(base + self.jitter(rng))
+    }
+
+    /// The offsets of every attempt of one token fetch, drawn at once.
+    pub fn token_offsets(&self, rng: &mut impl Rng) -> Vec<Duration> {
+        (0..).map_while(|k| self.token_attempt_at(k, rng)).collect()
+    }
+
+    /// When reconnect attempt `k` (0-based) starts, from the start of the series. `first`: the
+    /// session's very first attempt (unjittered unless
+    /// [`first_attempt_jitter`](Self::first_attempt_jitter)). Attempts never stop.
+    pub fn reconnect_attempt_at(&self, k: usize, first: bool, rng: &mut impl Rng) -> Duration {
+        let base = match self.reconnect_at.get(k) {
+            Some(at) => *at,
+            None => {
+                let last = self.reconnect_at.last().copied().unwrap_or_default();
+                let extra = u32::try_from(k + 1 - self.reconnect_at.len()).unwrap_or(u32::MAX);
+                last.saturating_add(self.reconnect_every.saturating_mul(extra))
+            }
+        };
+        if first && !self.first_attempt_jitter {
+            return base;
+        }
+        base + self.jitter(rng)
+    }
+}
+
+/// When token fetch attempt `k` (0-based) of the default schedule starts, measured from the
+/// start of the fetch; `None` once the three attempts are used up.
+pub fn token_attempt_at(k: usize, rng: &mut impl Rng) -> Option<Duration> {
+    RetrySchedule::default().token_attempt_at(k, rng)
+}
+
+/// When reconnect attempt `k` (0-based) of the default schedule starts, measured from the start
+/// of the series: the drop, or `start`/`resume` for a first connection. Attempts never stop;
+/// only a permanent error or `disconnect` ends them.
+pub fn reconnect_attempt_at(k: usize, rng: &mut impl Rng) -> Duration {
+    RetrySchedule::default().reconnect_attempt_at(k, false, rng)
 }
 
 #[cfg(test)]

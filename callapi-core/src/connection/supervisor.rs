@@ -1,21 +1,24 @@
 //! [`Supervisor`]: turns any [`Transport`] into a [`SignalClient`] with token fetching,
-//! reconnection on the schedules of [`schedule`](super::schedule), in-band renewal, pause/resume and link state.
+//! reconnection on the schedules of [`schedule`](super::schedule), in-band renewal,
+//! pause/resume and link state.
+//!
+//! The decisions are the [`ConnectionMachine`]'s (sans-IO, unit-tested in virtual time); the
+//! supervisor is the shell that performs its outputs: it runs the token fetch and the
+//! connection attempt the machine asks for, owns the live link, and reports back.
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::time::Duration;
 
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
 use tokio::sync::{mpsc, oneshot, watch};
-use tokio::time::{sleep_until, timeout, Instant};
+use tokio::time::{sleep_until, Instant};
 
 use crate::protocol::Envelope;
 use crate::signal::{LinkState, SignalClient, SignalError, SignalEvent};
 
-use super::credentials::{Credentials, TokenProvider};
-use super::schedule::{reconnect_attempt_at, token_attempt_at, ATTEMPT_TIMEOUT};
+use super::credentials::Credentials;
+use super::machine::{ConnCommand, ConnConfig, ConnInput, ConnOutput, ConnectionMachine};
+use super::schedule::{RetrySchedule, ATTEMPT_TIMEOUT};
 use super::transport::{ConnectError, Identity, LinkEvent, Transport, TransportLink};
 
 /// Settings of a [`Supervisor`].
@@ -27,8 +30,11 @@ pub struct SupervisorConfig {
     pub credentials: Credentials,
     /// Seed of the jitter RNG; `None` draws one from the OS.
     pub seed: Option<u64>,
-    /// Bound of each token fetch and each connection attempt (15 s).
+    /// Bound of each token fetch and each connection attempt (15 s); it overrides the
+    /// schedule's [`attempt_timeout`](RetrySchedule::attempt_timeout).
     pub attempt_timeout: Duration,
+    /// When token fetches and reconnects are attempted.
+    pub schedule: RetrySchedule,
 }
 
 impl SupervisorConfig {
@@ -39,6 +45,7 @@ impl SupervisorConfig {
             credentials,
             seed: None,
             attempt_timeout: ATTEMPT_TIMEOUT,
+            schedule: RetrySchedule::default(),
         }
     }
 
@@ -47,17 +54,20 @@ impl SupervisorConfig {
         self.seed = Some(seed);
         self
     }
+
+    /// Sets the retry schedule.
+    pub fn with_schedule(mut self, schedule: RetrySchedule) -> Self {
+        self.attempt_timeout = schedule.attempt_timeout;
+        self.schedule = schedule;
+        self
+    }
 }
 
 #[derive(Debug)]
 enum Cmd {
     Send(Envelope),
-    Renew(String),
-    Pause,
-    Resume,
-    Disconnect { clear_saved_data: bool },
+    Conn(ConnCommand),
     SetCredentials(Credentials, oneshot::Sender<Result<(), SignalError>>),
-    Close,
 }
 
 /// A [`SignalClient`] over a [`Transport`], supervised: it connects at once, fetches tokens with
@@ -81,26 +91,20 @@ impl Supervisor {
         let (ev_tx, ev_rx) = mpsc::unbounded_channel();
         let (state_tx, state_rx) = watch::channel(LinkState::Disconnected);
         let scope = config.credentials.room_scope().map(str::to_owned);
-        let seed = config.seed.unwrap_or_else(rand::random);
-        let task = Task {
-            transport,
+        let mut schedule = config.schedule;
+        schedule.attempt_timeout = config.attempt_timeout;
+        let machine_config = ConnConfig {
+            credentials: config.credentials,
+            seed: config.seed.unwrap_or_else(rand::random),
+            schedule,
+        };
+        let shell = Shell {
             identity: config.identity,
-            session: Session {
-                credentials: config.credentials,
-                token: None,
-                token_stale: false,
-                live: true,
-            },
-            attempt_timeout: config.attempt_timeout,
-            rng: ChaCha8Rng::seed_from_u64(seed),
             cmds: cmd_rx,
             events: ev_tx,
             state: state_tx,
-            wanted: true,
-            closed: false,
-            ever_connected: false,
         };
-        tokio::spawn(task.run());
+        tokio::spawn(shell.run(transport, machine_config));
         Self {
             cmds: cmd_tx,
             events: ev_rx,
@@ -132,23 +136,23 @@ impl SignalClient for Supervisor {
     }
 
     async fn renew_token(&mut self, token: String) -> Result<(), SignalError> {
-        self.command(Cmd::Renew(token))
+        self.command(Cmd::Conn(ConnCommand::Renew(token)))
     }
 
     async fn close(&mut self) {
-        let _ = self.command(Cmd::Close);
+        let _ = self.command(Cmd::Conn(ConnCommand::Close));
     }
 
     async fn pause(&mut self) {
-        let _ = self.command(Cmd::Pause);
+        let _ = self.command(Cmd::Conn(ConnCommand::Pause));
     }
 
     async fn resume(&mut self) {
-        let _ = self.command(Cmd::Resume);
+        let _ = self.command(Cmd::Conn(ConnCommand::Resume));
     }
 
     async fn disconnect(&mut self, clear_saved_data: bool) {
-        let _ = self.command(Cmd::Disconnect { clear_saved_data });
+        let _ = self.command(Cmd::Conn(ConnCommand::Disconnect { clear_saved_data }));
     }
 
     async fn set_credentials(&mut self, credentials: Credentials) -> Result<(), SignalError> {
@@ -165,373 +169,212 @@ impl SignalClient for Supervisor {
     }
 }
 
-type TokenFut = Pin<Box<dyn Future<Output = Option<String>> + Send>>;
+type TokenFetch = Pin<Box<dyn Future<Output = Option<String>> + Send>>;
 
-/// Fetches a token with the three-attempt schedule; `offsets` are pre-drawn (with jitter).
-fn token_series(
-    provider: Arc<dyn TokenProvider>,
-    offsets: Vec<Duration>,
-    bound: Duration,
-) -> TokenFut {
-    Box::pin(async move {
-        let start = Instant::now();
-        for at in offsets {
-            sleep_until(start + at).await;
-            match timeout(bound, provider.fetch()).await {
-                Ok(Ok(token)) => return Some(token),
-                Ok(Err(err)) => tracing::warn!(%err, "token fetch failed"),
-                Err(_) => tracing::warn!("token fetch timed out"),
-            }
-        }
-        None
-    })
-}
-
-/// How a phase of the task ended.
-enum Ending {
-    /// The link dropped or every attempt failed: reconnect.
-    Retry,
-    /// Paused, disconnected or closed by a command.
-    Stopped,
-    /// A permanent error.
-    Failed(String),
-}
-
-/// Credentials and the token they gave, and whether a session is live.
-struct Session {
-    credentials: Credentials,
-    token: Option<String>,
-    token_stale: bool,
-    /// A session is live from start (or `resume`) until `disconnect` or a permanent failure.
-    live: bool,
-}
-
-impl Session {
-    fn set_token(&mut self, token: String) {
-        self.token = Some(token);
-        self.token_stale = false;
-    }
-
-    fn set_credentials(&mut self, creds: Credentials) -> Result<(), SignalError> {
-        if self.live && !self.credentials.same_kind(&creds) {
-            return Err(SignalError::Rejected(
-                "cannot switch between token and access-link credentials on a live session; \
-                 disconnect first"
-                    .into(),
-            ));
-        }
-        self.credentials = creds;
-        self.token = None;
-        self.token_stale = false;
-        Ok(())
-    }
-}
-
-struct Task<T: Transport> {
-    transport: T,
+/// The task's channels to the [`Supervisor`] handle.
+struct Shell {
     identity: Identity,
-    session: Session,
-    attempt_timeout: Duration,
-    rng: ChaCha8Rng,
     cmds: mpsc::UnboundedReceiver<Cmd>,
     events: mpsc::UnboundedSender<SignalEvent>,
     state: watch::Sender<LinkState>,
-    wanted: bool,
-    closed: bool,
-    ever_connected: bool,
 }
 
-impl<T: Transport> Task<T> {
-    fn publish(&mut self, state: LinkState) {
-        if *self.state.borrow() == state {
-            return;
-        }
-        tracing::debug!(?state, user = %self.identity.user, "link state");
-        self.state.send_replace(state.clone());
-        let _ = self.events.send(SignalEvent::Link(state));
-    }
+/// What the shell holds for the machine: the token fetch under way, the live link, and the
+/// connection attempt to start (or under way, until it is abandoned).
+struct Io<L> {
+    fetch: Option<TokenFetch>,
+    link: Option<L>,
+    connect: Option<String>,
+    abandon_connect: bool,
+}
 
-    fn token_offsets(&mut self) -> Vec<Duration> {
-        (0..)
-            .map_while(|k| token_attempt_at(k, &mut self.rng))
-            .collect()
-    }
+fn now() -> std::time::Instant {
+    Instant::now().into_std()
+}
 
-    /// Handles a command while no link is up. Returns `true` if the current phase must stop.
-    fn control(&mut self, cmd: Cmd) -> bool {
-        match cmd {
-            Cmd::Send(_) => false, // the link is down: dropped (the reliable layer retransmits)
-            Cmd::Renew(token) => {
-                self.session.set_token(token);
-                false
-            }
-            Cmd::Resume => {
-                self.wanted = true;
-                self.session.live = true;
-                false
-            }
-            Cmd::SetCredentials(creds, reply) => {
-                let _ = reply.send(self.session.set_credentials(creds));
-                false
-            }
-            Cmd::Pause | Cmd::Disconnect { .. } | Cmd::Close => {
-                self.stop(&cmd);
-                true
-            }
-        }
+/// The machine's next deadline on tokio's clock (forever when it has none).
+async fn machine_timer(deadline: Option<std::time::Instant>) {
+    match deadline {
+        Some(at) => sleep_until(Instant::from_std(at)).await,
+        None => std::future::pending().await,
     }
+}
 
-    /// Applies a stopping command (pause, disconnect, close).
-    fn stop(&mut self, cmd: &Cmd) {
-        self.wanted = false;
-        match cmd {
-            Cmd::Disconnect { clear_saved_data } => {
-                self.session.live = false;
-                if *clear_saved_data {
-                    self.session.token = None;
-                }
+impl Shell {
+    async fn run<T: Transport>(mut self, mut transport: T, config: ConnConfig) {
+        let mut machine = ConnectionMachine::new(config, now());
+        let mut io: Io<T::Link> = Io {
+            fetch: None,
+            link: None,
+            connect: None,
+            abandon_connect: false,
+        };
+        loop {
+            self.perform(&mut machine, &mut io).await;
+            if machine.is_closed() {
+                break;
             }
-            Cmd::Close => {
-                self.closed = true;
-                self.session.live = false;
-            }
-            _ => {}
-        }
-    }
-
-    async fn run(mut self) {
-        while !self.closed {
-            if !self.wanted {
-                if !matches!(*self.state.borrow(), LinkState::Failed { .. }) {
-                    self.publish(LinkState::Disconnected);
-                }
-                match self.cmds.recv().await {
-                    Some(cmd) => {
-                        self.control(cmd);
-                    }
-                    None => break,
-                }
+            if let Some(token) = io.connect.take() {
+                self.connecting(&mut transport, &token, &mut machine, &mut io)
+                    .await;
                 continue;
             }
-            match self.connect_and_serve().await {
-                Ending::Failed(reason) => {
-                    self.wanted = false;
-                    self.session.live = false;
-                    self.publish(LinkState::Failed { reason });
+            let input = tokio::select! {
+                cmd = self.cmds.recv() => self.command(cmd, &mut machine, &mut io).await,
+                () = machine_timer(machine.poll_timeout()) => {
+                    machine.handle_timeout(now());
+                    None
                 }
-                Ending::Retry | Ending::Stopped => {}
-            }
-        }
-        self.publish(LinkState::Disconnected);
-    }
-
-    /// Runs reconnect attempts until one succeeds, then serves the link until it drops.
-    async fn connect_and_serve(&mut self) -> Ending {
-        let start = Instant::now();
-        for k in 0usize.. {
-            let at = start + reconnect_attempt_at(k, &mut self.rng);
-            let now = Instant::now();
-            if !self.ever_connected && k == 0 {
-                self.publish(LinkState::Connecting);
-            } else {
-                let attempt = u32::try_from(k + 1).unwrap_or(u32::MAX);
-                self.publish(LinkState::Reconnecting {
-                    attempt,
-                    next_in: at.saturating_duration_since(now),
-                });
-            }
-            // Wait for the attempt's instant, still obeying commands.
-            loop {
-                tokio::select! {
-                    () = sleep_until(at) => break,
-                    cmd = self.cmds.recv() => match cmd {
-                        Some(cmd) => if self.control(cmd) { return Ending::Stopped },
-                        None => { self.closed = true; return Ending::Stopped }
-                    },
-                }
-            }
-            match self.attempt().await {
-                Ok(link) => return self.serve(link).await,
-                Err(Ending::Retry) => continue,
-                Err(other) => return other,
-            }
-        }
-        Ending::Retry
-    }
-
-    /// One attempt: a token if needed, then one connection.
-    async fn attempt(&mut self) -> Result<T::Link, Ending> {
-        let token = match &self.session.credentials {
-            Credentials::AccessLink { token, .. } => token.clone(),
-            Credentials::Token(provider) => match (&self.session.token, self.session.token_stale) {
-                (Some(t), false) => t.clone(),
-                _ => {
-                    let provider = provider.clone();
-                    let offsets = self.token_offsets();
-                    let fetch = token_series(provider, offsets, self.attempt_timeout);
-                    match self.obeying_commands(fetch).await? {
-                        Some(t) => {
-                            self.session.set_token(t.clone());
-                            t
-                        }
-                        None => return Err(Ending::Retry),
+                token = async {
+                    match io.fetch.as_mut() {
+                        Some(f) => f.await,
+                        None => std::future::pending().await,
                     }
+                } => {
+                    io.fetch = None;
+                    Some(ConnInput::TokenFetched(token))
                 }
-            },
-        };
-        let result = {
-            let connect = timeout(
-                self.attempt_timeout,
-                self.transport.connect(&self.identity, &token),
-            );
-            tokio::pin!(connect);
-            loop {
-                tokio::select! {
-                    r = &mut connect => break r,
-                    cmd = self.cmds.recv() => {
-                        let cmd = cmd.unwrap_or(Cmd::Close);
-                        // (`control` would borrow all of `self`, which `connect` holds in part.)
-                        match cmd {
-                            Cmd::Send(_) => {}
-                            Cmd::Renew(t) => self.session.set_token(t),
-                            Cmd::Resume => self.session.live = true,
-                            Cmd::SetCredentials(c, reply) => {
-                                let _ = reply.send(self.session.set_credentials(c));
-                            }
-                            Cmd::Pause | Cmd::Disconnect { .. } | Cmd::Close => {
-                                self.wanted = false;
-                                match cmd {
-                                    Cmd::Disconnect { clear_saved_data } => {
-                                        self.session.live = false;
-                                        if clear_saved_data { self.session.token = None; }
-                                    }
-                                    Cmd::Close => { self.closed = true; self.session.live = false; }
-                                    _ => {}
-                                }
-                                return Err(Ending::Stopped);
-                            }
-                        }
+                ev = async {
+                    match io.link.as_mut() {
+                        Some(l) => l.next_event().await,
+                        None => std::future::pending().await,
                     }
-                }
-            }
-        };
-        match result {
-            Ok(Ok(link)) => Ok(link),
-            Ok(Err(err)) => Err(self.on_connect_error(err)),
-            Err(_) => {
-                tracing::warn!("connection attempt timed out");
-                Err(Ending::Retry)
-            }
-        }
-    }
-
-    fn on_connect_error(&mut self, err: ConnectError) -> Ending {
-        tracing::warn!(%err, user = %self.identity.user, "connection attempt failed");
-        match (err, &self.session.credentials) {
-            (ConnectError::Unauthorized(reason), _) => {
-                Ending::Failed(format!("unauthorized: {reason}"))
-            }
-            (ConnectError::TokenExpired, Credentials::AccessLink { .. }) => {
-                Ending::Failed("access link expired".into())
-            }
-            (ConnectError::TokenExpired, _) => {
-                self.session.token_stale = true;
-                Ending::Retry
-            }
-            (ConnectError::Transient(_), _) => Ending::Retry,
-        }
-    }
-
-    /// Runs `fut` while answering commands; a stopping command aborts it.
-    async fn obeying_commands<F: Future>(&mut self, fut: F) -> Result<F::Output, Ending> {
-        tokio::pin!(fut);
-        loop {
-            tokio::select! {
-                out = &mut fut => return Ok(out),
-                cmd = self.cmds.recv() => match cmd {
-                    Some(cmd) => if self.control(cmd) { return Err(Ending::Stopped) },
-                    None => { self.closed = true; return Err(Ending::Stopped) }
+                } => match ev {
+                    Some(LinkEvent::Message(env)) => {
+                        let _ = self.events.send(SignalEvent::Message(env));
+                        None
+                    }
+                    Some(LinkEvent::Invalid(err)) => {
+                        let _ = self.events.send(SignalEvent::Invalid(err));
+                        None
+                    }
+                    Some(LinkEvent::TokenWillExpire) => Some(ConnInput::TokenWillExpire),
+                    Some(LinkEvent::Closed { error }) => Some(ConnInput::LinkClosed { error }),
+                    None => Some(ConnInput::LinkClosed { error: None }),
                 },
+            };
+            if let Some(input) = input {
+                machine.handle_input(input, now());
             }
+        }
+        // Closed: whatever is left goes.
+        if let Some(mut l) = io.link.take() {
+            l.close().await;
         }
     }
 
-    /// Serves a live link until it drops or a command stops it.
-    async fn serve(&mut self, mut link: T::Link) -> Ending {
-        self.ever_connected = true;
-        self.publish(LinkState::Connected);
-        let mut renewal: Option<TokenFut> = None;
+    /// One connection attempt, until it ends or the machine abandons it (its bound passed, or
+    /// a command stopped it).
+    async fn connecting<T: Transport>(
+        &mut self,
+        transport: &mut T,
+        token: &str,
+        machine: &mut ConnectionMachine,
+        io: &mut Io<T::Link>,
+    ) {
+        let identity = self.identity.clone();
+        let attempt = transport.connect(&identity, token);
+        tokio::pin!(attempt);
+        io.abandon_connect = false;
         loop {
-            tokio::select! {
-                ev = link.next_event() => match ev {
-                    Some(LinkEvent::Message(env)) => { let _ = self.events.send(SignalEvent::Message(env)); }
-                    Some(LinkEvent::Invalid(err)) => { let _ = self.events.send(SignalEvent::Invalid(err)); }
-                    Some(LinkEvent::TokenWillExpire) => match &self.session.credentials {
-                        Credentials::Token(provider) => {
-                            if renewal.is_none() {
-                                let provider = provider.clone();
-                                let offsets = self.token_offsets();
-                                renewal = Some(token_series(provider, offsets, self.attempt_timeout));
-                            }
+            let input = tokio::select! {
+                result = &mut attempt => {
+                    let input = match result {
+                        Ok(l) => {
+                            io.link = Some(l);
+                            ConnInput::Connected
                         }
-                        Credentials::AccessLink { .. } => {
-                            let _ = self.events.send(SignalEvent::TokenWillExpire);
-                        }
-                    },
-                    Some(LinkEvent::Closed { error }) => {
-                        link.close().await;
-                        return match error {
-                            Some(err) => self.on_connect_error(err),
-                            None => Ending::Retry,
-                        };
-                    }
-                    None => return Ending::Retry,
-                },
-                fetched = async { match renewal.as_mut() { Some(f) => f.await, None => std::future::pending().await } } => {
-                    // Done either way: a finished fetch must not be polled again.
-                    renewal = None;
-                    let Some(token) = fetched else {
-                        tracing::warn!("no token to renew with; keeping the link on the old one");
-                        continue;
+                        Err(err) => ConnInput::ConnectFailed(err),
                     };
-                    match link.renew(&token).await {
-                        Ok(()) => self.session.set_token(token),
-                        Err(err) => {
-                            tracing::warn!(%err, "in-band renewal failed");
-                            self.session.set_token(token);
-                            if err.is_permanent() {
-                                link.close().await;
-                                return self.on_connect_error(err);
+                    machine.handle_input(input, now());
+                    return;
+                }
+                cmd = self.cmds.recv() => self.command(cmd, machine, io).await,
+                () = machine_timer(machine.poll_timeout()) => {
+                    machine.handle_timeout(now());
+                    None
+                }
+            };
+            if let Some(input) = input {
+                machine.handle_input(input, now());
+            }
+            self.perform(machine, io).await;
+            if io.abandon_connect {
+                return;
+            }
+        }
+    }
+
+    /// Answers a command; what the machine must hear is returned.
+    async fn command<L: TransportLink>(
+        &mut self,
+        cmd: Option<Cmd>,
+        machine: &mut ConnectionMachine,
+        io: &mut Io<L>,
+    ) -> Option<ConnInput> {
+        match cmd {
+            Some(Cmd::Send(env)) => {
+                // No link: dropped (the reliable layer retransmits).
+                if let Some(l) = io.link.as_mut() {
+                    if let Err(err) = l.send(env).await {
+                        tracing::debug!(%err, "link did not take an envelope");
+                    }
+                }
+                None
+            }
+            Some(Cmd::Conn(c)) => Some(ConnInput::Command(c)),
+            Some(Cmd::SetCredentials(c, reply)) => {
+                let _ = reply.send(machine.set_credentials(c));
+                None
+            }
+            None => Some(ConnInput::Command(ConnCommand::Close)),
+        }
+    }
+
+    /// Performs the machine's outputs.
+    async fn perform<L: TransportLink>(&mut self, machine: &mut ConnectionMachine, io: &mut Io<L>) {
+        while let Some(out) = machine.poll_output() {
+            match out {
+                ConnOutput::Link(state) => {
+                    tracing::debug!(?state, user = %self.identity.user, "link state");
+                    self.state.send_replace(state.clone());
+                    let _ = self.events.send(SignalEvent::Link(state));
+                }
+                ConnOutput::FetchToken => {
+                    if let Credentials::Token(provider) = machine.credentials() {
+                        let f = provider.fetch();
+                        io.fetch = Some(Box::pin(async move {
+                            match f.await {
+                                Ok(token) => Some(token),
+                                Err(err) => {
+                                    tracing::warn!(%err, "token fetch failed");
+                                    None
+                                }
                             }
-                        }
+                        }));
                     }
-                },
-                cmd = self.cmds.recv() => match cmd {
-                    Some(Cmd::Send(env)) => {
-                        if let Err(err) = link.send(env).await {
-                            tracing::debug!(%err, "link did not take an envelope");
-                        }
+                }
+                ConnOutput::AbandonFetch => io.fetch = None,
+                ConnOutput::Connect { token } => io.connect = Some(token),
+                ConnOutput::AbandonConnect => {
+                    io.connect = None;
+                    io.abandon_connect = true;
+                }
+                ConnOutput::Renew { token } => {
+                    let result = match io.link.as_mut() {
+                        Some(l) => l.renew(&token).await,
+                        None => Err(ConnectError::Transient("the link is gone".into())),
+                    };
+                    machine.handle_input(ConnInput::Renewed(result), now());
+                }
+                ConnOutput::CloseLink => {
+                    if let Some(mut l) = io.link.take() {
+                        l.close().await;
                     }
-                    Some(Cmd::Renew(token)) => {
-                        if link.renew(&token).await.is_ok() {
-                            self.session.set_token(token);
-                        }
-                    }
-                    Some(Cmd::Resume) => {}
-                    Some(Cmd::SetCredentials(c, reply)) => {
-                        let _ = reply.send(self.session.set_credentials(c));
-                    }
-                    Some(cmd @ (Cmd::Pause | Cmd::Disconnect { .. } | Cmd::Close)) => {
-                        self.stop(&cmd);
-                        link.close().await;
-                        return Ending::Stopped;
-                    }
-                    None => {
-                        self.stop(&Cmd::Close);
-                        link.close().await;
-                        return Ending::Stopped;
-                    }
-                },
+                }
+                ConnOutput::TokenWillExpire => {
+                    let _ = self.events.send(SignalEvent::TokenWillExpire);
+                }
             }
         }
     }
