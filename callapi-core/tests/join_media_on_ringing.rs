@@ -51,7 +51,6 @@ fn kinds(w: &SimWorld, d: usize) -> Vec<&'static str> {
             MediaCommand::UpdatePlan { .. } => "update_plan",
             MediaCommand::RemoteSignal { .. } => "remote_signal",
             MediaCommand::Leave { .. } => "leave",
-            _ => "other",
         })
         .collect()
 }

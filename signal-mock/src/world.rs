@@ -8,7 +8,8 @@ use std::collections::BinaryHeap;
 use std::time::{Duration, Instant};
 
 use callapi_core::call::{
-    CallConfig, CallMachine, CallState, Command, Input, MediaCommand, Notification, Output,
+    CallConfig, CallMachine, CallState, Command, Input, LinkCommand, MediaCommand, Notification,
+    Output,
 };
 use callapi_core::media::{MediaEvent, MediaKind};
 use callapi_core::protocol::{CallType, DeviceId, Envelope, UserId};
@@ -59,6 +60,10 @@ pub struct SimDevice {
     pub media_commands: Vec<MediaCommand>,
     /// Every envelope sent.
     pub sent: Vec<Envelope>,
+    /// Every link command of the machine (pause, resume, disconnect), with the virtual time.
+    /// The world performs them: pause and disconnect take the device offline (its link goes
+    /// `Disconnected`), resume brings it back (`Connected`).
+    pub link_commands: Vec<(Duration, LinkCommand)>,
     /// Simulated media behaviour; `None` means the machine runs without media (`NoMedia`).
     pub media: Option<SimMedia>,
 }
@@ -159,6 +164,7 @@ impl SimWorld {
             notifications: Vec::new(),
             media_commands: Vec::new(),
             sent: Vec::new(),
+            link_commands: Vec::new(),
             media,
         });
         self.devices.len() - 1
@@ -265,7 +271,19 @@ impl SimWorld {
                 }
                 Output::Media(cmd) => self.on_media_command(index, cmd),
                 Output::Notify(n) => self.devices[index].notifications.push((elapsed, n)),
-                _ => {}
+                Output::Link(cmd) => {
+                    self.devices[index].link_commands.push((elapsed, cmd));
+                    let online = matches!(cmd, LinkCommand::Resume);
+                    let d = &mut self.devices[index];
+                    self.net
+                        .set_online(d.user.clone(), d.device.clone(), online, now);
+                    let state = if online {
+                        callapi_core::signal::LinkState::Connected
+                    } else {
+                        callapi_core::signal::LinkState::Disconnected
+                    };
+                    let _ = d.machine.handle_input(Input::Link(state), now);
+                }
             }
         }
     }

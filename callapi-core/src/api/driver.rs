@@ -7,8 +7,8 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::call::{
-    CallInfo, CallMachine, CallState, CallTimings, Command, Input, MediaCommand, Notification,
-    Output,
+    CallInfo, CallMachine, CallState, CallTimings, Command, Input, LinkCommand, MediaCommand,
+    Notification, Output,
 };
 use crate::connection::Credentials;
 use crate::error::CallApiError;
@@ -46,15 +46,6 @@ pub(crate) type Envelope = (Request, oneshot::Sender<Result<Reply, CallApiError>
 /// Subscribers of notifications.
 pub(crate) type Subscribers = Arc<Mutex<Vec<mpsc::UnboundedSender<Notification>>>>;
 
-/// How the link closes once an ended call's last messages are acknowledged.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Closing {
-    /// A `pause()` asked for during the call.
-    Pause,
-    /// The end of an access-link session: disconnect and clear saved data.
-    EndSession,
-}
-
 pub(crate) struct Driver<S, M> {
     pub machine: CallMachine,
     pub signal: S,
@@ -62,11 +53,6 @@ pub(crate) struct Driver<S, M> {
     pub requests: mpsc::UnboundedReceiver<Envelope>,
     pub state: watch::Sender<CallState>,
     pub subscribers: Subscribers,
-    /// A call ended during the last flush.
-    pub call_ended: bool,
-    /// The link closes like this once no call is up and no message awaits its ack (closing it
-    /// at once would cut off the ended call's hangup before it is acknowledged).
-    pub closing: Option<Closing>,
 }
 
 enum Step {
@@ -183,42 +169,14 @@ impl<S: SignalClient, M: MediaEngine> Driver<S, M> {
                 self.signal.renew_token(token).await?;
                 Ok(Reply::Done)
             }
-            Request::Pause => {
-                if self.machine.call_info().is_some() {
-                    // Pause once the call is over (see `after_call`).
-                    self.closing.get_or_insert(Closing::Pause);
-                } else {
-                    self.signal.pause().await;
-                }
-                Ok(Reply::Done)
-            }
-            Request::Resume => {
-                if self.closing == Some(Closing::Pause) {
-                    self.closing = None;
-                }
-                self.signal.resume().await;
-                Ok(Reply::Done)
-            }
+            // What these mean for the link (and for a call in progress) is the machine's
+            // decision: it answers with `Output::Link`.
+            Request::Pause => self.link_command(Command::Pause),
+            Request::Resume => self.link_command(Command::Resume),
             Request::Disconnect { clear_saved_data } => {
-                self.end_call("disconnect").await;
-                self.closing = None;
-                self.signal.disconnect(clear_saved_data).await;
-                if clear_saved_data {
-                    self.machine.clear_saved_data();
-                }
-                Ok(Reply::Done)
+                self.link_command(Command::Disconnect { clear_saved_data })
             }
-            Request::Reset => {
-                self.end_call("reset").await;
-                let _ = self
-                    .machine
-                    .handle_input(Input::Command(Command::Deinitialize), now());
-                self.flush().await;
-                self.closing = None;
-                self.signal.disconnect(true).await;
-                self.machine.clear_saved_data();
-                Ok(Reply::Done)
-            }
+            Request::Reset => self.link_command(Command::Reset),
             Request::SetCredentials(credentials) => {
                 self.signal.set_credentials(credentials).await?;
                 self.machine.set_room_scope(self.signal.room_scope());
@@ -238,49 +196,14 @@ impl<S: SignalClient, M: MediaEngine> Driver<S, M> {
         }
     }
 
-    /// Hangs up the call in progress, if any, and sends what that produces.
-    async fn end_call(&mut self, why: &str) {
-        if self.machine.call_info().is_some() {
-            let hangup = Command::Hangup {
-                reason: Some(why.to_owned()),
-            };
-            let _ = self.machine.handle_input(Input::Command(hangup), now());
-            self.flush().await;
-        }
+    fn link_command(&mut self, cmd: Command) -> Result<Reply, CallApiError> {
+        self.machine.handle_input(Input::Command(cmd), now())?;
+        Ok(Reply::Done)
     }
 
-    /// After a call ended: a pause asked for during the call happens now; an access-link session
-    /// ends with its call (goes `Idle`, disconnects, clears saved data). Either closes the link
-    /// only once the call's last messages are acknowledged (or expired).
-    async fn after_call(&mut self) {
-        if std::mem::take(&mut self.call_ended) && self.signal.room_scope().is_some() {
-            tracing::info!("access-link session ends with its call");
-            let _ = self
-                .machine
-                .handle_input(Input::Command(Command::Deinitialize), now());
-            self.flush_outputs().await;
-            self.closing = Some(Closing::EndSession);
-        }
-        if self.closing.is_none()
-            || self.machine.call_info().is_some()
-            || self.machine.pending_messages() > 0
-        {
-            return;
-        }
-        match self.closing.take() {
-            Some(Closing::Pause) => self.signal.pause().await,
-            Some(Closing::EndSession) => {
-                self.signal.disconnect(true).await;
-                self.machine.clear_saved_data();
-            }
-            None => {}
-        }
-    }
-
-    /// Performs every pending output of the machine, then what follows the end of a call.
+    /// Performs every pending output of the machine.
     async fn flush(&mut self) {
         self.flush_outputs().await;
-        self.after_call().await;
     }
 
     async fn flush_outputs(&mut self) {
@@ -294,6 +217,11 @@ impl<S: SignalClient, M: MediaEngine> Driver<S, M> {
                 }
                 Output::Media(cmd) => self.media_command(cmd).await,
                 Output::Notify(n) => self.publish(n),
+                Output::Link(LinkCommand::Pause) => self.signal.pause().await,
+                Output::Link(LinkCommand::Resume) => self.signal.resume().await,
+                Output::Link(LinkCommand::Disconnect { clear_saved_data }) => {
+                    self.signal.disconnect(clear_saved_data).await
+                }
             }
         }
     }
@@ -336,15 +264,6 @@ impl<S: SignalClient, M: MediaEngine> Driver<S, M> {
     fn publish(&mut self, n: Notification) {
         if let Notification::StateChanged(change) = &n {
             self.state.send_replace(change.state);
-            let active = |s: CallState| {
-                matches!(
-                    s,
-                    CallState::Calling | CallState::Connecting | CallState::Connected
-                )
-            };
-            if active(change.previous) && !active(change.state) {
-                self.call_ended = true;
-            }
         }
         let mut subs = self
             .subscribers

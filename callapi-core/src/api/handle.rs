@@ -62,8 +62,6 @@ impl CallApi {
             requests: rx,
             state: state_tx,
             subscribers: subscribers.clone(),
-            call_ended: false,
-            closing: None,
         };
         tokio::spawn(driver.run());
         Self {

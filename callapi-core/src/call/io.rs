@@ -53,6 +53,19 @@ pub enum Command {
     },
     /// End any call and go back to `Idle` (unreachable).
     Deinitialize,
+    /// Close the signaling link for now (the app goes to the background). With a call up, the
+    /// link closes once the call is over and its last messages are acknowledged.
+    Pause,
+    /// Connect the signaling link again (cancels a pause still waiting for a call to end).
+    Resume,
+    /// Hang up any call and end the signaling session; `clear_saved_data` also forgets the
+    /// token and everything saved across calls.
+    Disconnect {
+        /// Forget saved data too.
+        clear_saved_data: bool,
+    },
+    /// Hang up any call, go back to `Idle`, end the signaling session and forget saved data.
+    Reset,
 }
 
 /// Everything the machine reacts to besides the time.
@@ -84,9 +97,8 @@ impl From<Command> for Input {
     }
 }
 
-/// A command for the media engine.
+/// A command for the media engine. Exhaustive, like [`Output`].
 #[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
 pub enum MediaCommand {
     /// Join the call's media.
     Join(JoinRequest),
@@ -111,9 +123,24 @@ pub enum MediaCommand {
     },
 }
 
-/// What the machine asks its shell to do.
+/// What the machine decides about the signaling link; the shell performs it on its backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkCommand {
+    /// Close the link for now (`SignalClient::pause`).
+    Pause,
+    /// Connect again (`SignalClient::resume`).
+    Resume,
+    /// End the session (`SignalClient::disconnect`): on request, or because an access-link
+    /// session ended with its call (then `clear_saved_data` is set).
+    Disconnect {
+        /// Forget the token too.
+        clear_saved_data: bool,
+    },
+}
+
+/// What the machine asks its shell to do. Exhaustive on purpose: a shell that forgets a new
+/// output does not compile.
 #[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
 pub enum Output {
     /// Send this envelope through the signaling backend.
     Send(Envelope),
@@ -121,4 +148,6 @@ pub enum Output {
     Media(MediaCommand),
     /// Tell the app.
     Notify(Notification),
+    /// Act on the signaling link.
+    Link(LinkCommand),
 }

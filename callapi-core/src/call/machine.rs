@@ -20,7 +20,7 @@ use crate::signal::LinkState;
 use super::config::{
     CallConfig, CallPolicy, DefaultPolicy, IncomingInvite, PrepareConfig, MAX_CALL_TIMEOUT,
 };
-use super::io::{Command, Input, MediaCommand, Output};
+use super::io::{Command, Input, LinkCommand, MediaCommand, Output};
 use super::reliable::Reliable;
 use super::session::{Call, DeviceStatus, Ended, LateReply, Participant};
 use super::state::{
@@ -40,6 +40,15 @@ const BUSY_GRACE_MAX: Duration = Duration::from_secs(2);
 /// Most DTMF digits in one message.
 pub const MAX_DTMF_DIGITS: usize = 64;
 
+/// How the link closes once the call is over and its messages are acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Closing {
+    /// A pause asked for during the call.
+    Pause,
+    /// The end of an access-link session: disconnect and clear saved data.
+    EndSession,
+}
+
 /// The call logic of one device, as a plain state machine (sans-IO: see `docs/ARCHITECTURE.md`, "Layers").
 pub struct CallMachine {
     cfg: CallConfig,
@@ -58,6 +67,11 @@ pub struct CallMachine {
     link_down_since: Option<Instant>,
     last_timings: Option<CallTimings>,
     room_scope: Option<String>,
+    /// How the link closes once no call is up and no message awaits its ack (closing it at
+    /// once would cut off an ended call's hangup before it is acknowledged).
+    closing: Option<Closing>,
+    /// A call ended since the link policy last looked.
+    call_ended: bool,
 }
 
 impl std::fmt::Debug for CallMachine {
@@ -94,6 +108,8 @@ impl CallMachine {
             link_down_since: None,
             last_timings: None,
             room_scope: None,
+            closing: None,
+            call_ended: false,
         }
     }
 
@@ -211,11 +227,18 @@ impl CallMachine {
                 self.on_deadline(now);
             }
         }
+        self.link_policy(now);
     }
 
     /// Feeds one input. Commands that do not fit the state return an error and change nothing.
     pub fn handle_input(&mut self, input: Input, now: Instant) -> Result<(), CallApiError> {
         self.handle_timeout(now);
+        let result = self.on_input(input, now);
+        self.link_policy(now);
+        result
+    }
+
+    fn on_input(&mut self, input: Input, now: Instant) -> Result<(), CallApiError> {
         match input {
             Input::Command(cmd) => return self.on_command(cmd, now),
             Input::Envelope(env) => self.on_envelope(env, now),
@@ -294,6 +317,9 @@ impl CallMachine {
     ) {
         let previous = self.state;
         self.state = state;
+        if previous.is_active() && !state.is_active() {
+            self.call_ended = true;
+        }
         self.notify(Notification::StateChanged(StateChange {
             state,
             previous,
@@ -483,6 +509,79 @@ impl CallMachine {
                 }
                 Ok(())
             }
+            Command::Pause => {
+                if self.call.is_some() {
+                    // Once the call is over (see `link_policy`).
+                    self.closing.get_or_insert(Closing::Pause);
+                } else {
+                    self.outputs.push_back(Output::Link(LinkCommand::Pause));
+                }
+                Ok(())
+            }
+            Command::Resume => {
+                if self.closing == Some(Closing::Pause) {
+                    self.closing = None;
+                }
+                self.outputs.push_back(Output::Link(LinkCommand::Resume));
+                Ok(())
+            }
+            Command::Disconnect { clear_saved_data } => {
+                self.end_for("disconnect", now);
+                self.closing = None;
+                self.outputs
+                    .push_back(Output::Link(LinkCommand::Disconnect { clear_saved_data }));
+                if clear_saved_data {
+                    self.clear_saved_data();
+                }
+                Ok(())
+            }
+            Command::Reset => {
+                self.end_for("reset", now);
+                let _ = self.on_command(Command::Deinitialize, now);
+                self.link_policy(now);
+                self.closing = None;
+                self.outputs
+                    .push_back(Output::Link(LinkCommand::Disconnect {
+                        clear_saved_data: true,
+                    }));
+                self.clear_saved_data();
+                Ok(())
+            }
+        }
+    }
+
+    /// Hangs up the call in progress, if any (`why` is sent as the reason), and applies what
+    /// the end of a call means for the link.
+    fn end_for(&mut self, why: &str, now: Instant) {
+        if self.call.is_some() {
+            let _ = self.hangup(Some(why.to_owned()), now);
+        }
+        self.link_policy(now);
+    }
+
+    /// What the call's state means for the link: an access-link session ends with its call
+    /// (`Idle`, then disconnect and clear saved data), and a pause asked for during a call
+    /// happens once it is over. Either closes the link only once the ended call's last
+    /// messages are acknowledged (or expired), so the hangup is not cut off.
+    fn link_policy(&mut self, now: Instant) {
+        if std::mem::take(&mut self.call_ended) && self.room_scope.is_some() {
+            tracing::info!("access-link session ends with its call");
+            let _ = self.on_command(Command::Deinitialize, now);
+            self.closing = Some(Closing::EndSession);
+        }
+        if self.closing.is_none() || self.call.is_some() || self.pending_messages() > 0 {
+            return;
+        }
+        match self.closing.take() {
+            Some(Closing::Pause) => self.outputs.push_back(Output::Link(LinkCommand::Pause)),
+            Some(Closing::EndSession) => {
+                self.outputs
+                    .push_back(Output::Link(LinkCommand::Disconnect {
+                        clear_saved_data: true,
+                    }));
+                self.clear_saved_data();
+            }
+            None => {}
         }
     }
 

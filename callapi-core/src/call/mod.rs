@@ -13,7 +13,7 @@ pub use config::{
     CallConfig, CallPolicy, DefaultPolicy, IncomingInvite, PrepareConfig, Reliability,
     MAX_CALL_TIMEOUT,
 };
-pub use io::{Command, Input, MediaCommand, Output};
+pub use io::{Command, Input, LinkCommand, MediaCommand, Output};
 pub use machine::{validate_dtmf, CallMachine, MAX_DTMF_DIGITS, MAX_MESSAGE_BYTES};
 pub use state::{
     codes, CallError, CallErrorEvent, CallEvent, CallInfo, CallState, ErrorCodeType, EventInfo,

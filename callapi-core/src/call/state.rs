@@ -26,6 +26,16 @@ pub enum CallState {
     Failed,
 }
 
+impl CallState {
+    /// Whether a call is in progress (`Calling`, `Connecting` or `Connected`).
+    pub fn is_active(self) -> bool {
+        matches!(
+            self,
+            CallState::Calling | CallState::Connecting | CallState::Connected
+        )
+    }
+}
+
 /// Why the state changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
