@@ -16,7 +16,9 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use callapi_core::call::{CallState, Command, Notification, PrepareConfig, StateReason};
+use callapi_core::call::{
+    CallState, Command, LinkCommand, Notification, PrepareConfig, StateReason,
+};
 use callapi_core::media::MediaRole;
 use callapi_core::protocol::{CallId, CallType, DeviceId, UserId};
 use callapi_signal_mock::world::{SimMedia, SimWorld};
@@ -30,6 +32,8 @@ const ACTION_PHASE: Duration = Duration::from_secs(30);
 const SLACK: Duration = Duration::from_millis(5);
 
 struct Outcome {
+    /// Pauses (and disconnects) the machine performed on its link.
+    link_closes: usize,
     ghost_ring_max: Duration,
     ghost_rings: Vec<Duration>,
     calls: usize,
@@ -162,7 +166,12 @@ fn run_scenario(seed: u64, verbose: bool) -> Result<Outcome, String> {
         let state = w.devices[i].machine.state();
         let role = w.devices[i].machine.call_info().map(|c| c.role);
         let roll: f64 = rng.gen();
+        // Now and then the app goes to the background and back (the machine decides when the
+        // link closes: at once, or after the call and its last acks).
+        let link_roll: f64 = rng.gen();
         let cmd = match (state, role) {
+            _ if link_roll < 0.03 => Command::Pause,
+            _ if link_roll < 0.06 => Command::Resume,
             (CallState::Prepared, _) => {
                 let me = &w.devices[i].user;
                 let others: Vec<&UserId> = users.iter().filter(|u| *u != me).collect();
@@ -256,6 +265,26 @@ fn run_scenario(seed: u64, verbose: bool) -> Result<Outcome, String> {
     }
 
     let segs = segments(&w);
+    // The link is never closed under a call in progress: a pause asked for during a call is
+    // performed once the call is over.
+    let mut link_closes = 0usize;
+    for (i, d) in w.devices.iter().enumerate() {
+        for (at, cmd) in &d.link_commands {
+            if matches!(cmd, LinkCommand::Resume) {
+                continue;
+            }
+            link_closes += 1;
+            if let Some(s) = segs
+                .iter()
+                .find(|s| s.device == i && s.start <= *at && s.end.is_none_or(|e| *at < e))
+            {
+                return Err(format!(
+                    "device {i} closed its link ({cmd:?}) at {at:?} during call {}",
+                    s.call_id
+                ));
+            }
+        }
+    }
     let mut by_call: HashMap<CallId, Vec<&Segment>> = HashMap::new();
     for s in &segs {
         by_call.entry(s.call_id).or_default().push(s);
@@ -358,6 +387,7 @@ fn run_scenario(seed: u64, verbose: bool) -> Result<Outcome, String> {
         }
     }
     Ok(Outcome {
+        link_closes,
         ghost_ring_max,
         ghost_rings,
         calls: by_call.len(),
@@ -410,6 +440,7 @@ fn ten_thousand_seeded_scenarios_keep_every_invariant() {
         .collect();
     let calls: usize = ok.iter().map(|o| o.calls).sum();
     let connected: usize = ok.iter().map(|o| o.connected).sum();
+    let link_closes: usize = ok.iter().map(|o| o.link_closes).sum();
     let ghost = ok
         .iter()
         .map(|o| o.ghost_ring_max)
@@ -435,8 +466,8 @@ fn ten_thousand_seeded_scenarios_keep_every_invariant() {
         pct(99)
     );
     eprintln!(
-        "chaos: {count} scenarios, {calls} calls ({connected} connected), longest ring after the \
-         caller ended: {ghost:?}, wall time {elapsed:.2?}"
+        "chaos: {count} scenarios, {calls} calls ({connected} connected), {link_closes} link \
+         pauses, longest ring after the caller ended: {ghost:?}, wall time {elapsed:.2?}"
     );
     assert!(
         failures.is_empty(),
