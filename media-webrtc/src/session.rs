@@ -39,6 +39,14 @@ use crate::send;
 /// broken (they normally take microseconds: a round trip to the connection's driver task).
 const OP_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// The byte counters at one stats request, for the bitrates of the next.
+#[derive(Debug, Clone, Copy)]
+struct StatsMark {
+    at: Instant,
+    received: u64,
+    sent: u64,
+}
+
 /// One call's media as the engine holds it.
 pub(crate) struct Session {
     pub ctx: Arc<CallCtx>,
@@ -47,7 +55,7 @@ pub(crate) struct Session {
     remote_description_set: bool,
     pending_candidates: Vec<RTCIceCandidateInit>,
     /// Bytes counted at the last stats request, for bitrates.
-    last_stats: (Instant, u64, u64),
+    last_stats: StatsMark,
     /// `close` ran.
     pc_closed: bool,
 }
@@ -191,7 +199,11 @@ impl Session {
             role: join.role,
             remote_description_set: false,
             pending_candidates: Vec::new(),
-            last_stats: (Instant::now(), 0, 0),
+            last_stats: StatsMark {
+                at: Instant::now(),
+                received: 0,
+                sent: 0,
+            },
             pc_closed: false,
         };
         if let Err(err) = session.add_tracks(&audio, &video).await {
@@ -384,9 +396,16 @@ impl Session {
             .sum();
         let rx = self.ctx.bytes_received.load(Ordering::Relaxed);
         let tx = self.ctx.bytes_sent.load(Ordering::Relaxed);
-        let (then, rx0, tx0) = self.last_stats;
-        self.last_stats = (now, rx, tx);
-        let secs = now.duration_since(then).as_secs_f64().max(0.001);
+        let last = std::mem::replace(
+            &mut self.last_stats,
+            StatsMark {
+                at: now,
+                received: rx,
+                sent: tx,
+            },
+        );
+        let (rx0, tx0) = (last.received, last.sent);
+        let secs = now.duration_since(last.at).as_secs_f64().max(0.001);
         // Rounding to whole bits per second is intended.
         let rate = |bytes: u64| (bytes as f64 * 8.0 / secs) as u64;
         callapi_core::media::MediaStats {

@@ -445,7 +445,7 @@ impl CallMachine {
         }
     }
 
-    fn join_media(&mut self, now: Instant) {
+    fn join_media(&mut self) {
         let Some(call) = &mut self.call else { return };
         if call.media_joined {
             return;
@@ -462,7 +462,6 @@ impl CallMachine {
         };
         let id = call.id;
         let inbox = std::mem::take(&mut call.media_inbox);
-        let _ = now;
         self.media(MediaCommand::Join(request));
         self.event(CallEvent::JoinMediaStart, Some(id), None);
         for payload in inbox {
@@ -692,7 +691,7 @@ impl CallMachine {
             lifetime,
             now,
         );
-        self.join_media(now);
+        self.join_media();
         Ok(())
     }
 
@@ -729,7 +728,7 @@ impl CallMachine {
             None,
         );
         self.send_to_peer(Body::Accept, lifetime, now);
-        self.join_media(now);
+        self.join_media();
         self.check_connected(now);
         Ok(())
     }
@@ -1074,7 +1073,7 @@ impl CallMachine {
         let lifetime = remaining.max(Duration::from_millis(1));
         self.send_to_peer(Body::Ringing, lifetime, now);
         if join_early {
-            self.join_media(now);
+            self.join_media();
         }
     }
 
@@ -1259,7 +1258,7 @@ impl CallMachine {
             self.send_cancel_elsewhere(d, Elsewhere::Answered, now);
         }
         if restart {
-            self.join_media(now);
+            self.join_media();
         }
         self.mark(Milestone::Accept, now);
         self.event(CallEvent::RemoteAccepted, Some(id), None);

@@ -18,6 +18,7 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
+use super::transport::Hello;
 use super::ClientOptions;
 use crate::frames::{close_code, ClientFrame, ErrorCode, Probe, ServerFrame};
 
@@ -71,17 +72,18 @@ impl std::fmt::Debug for Cmd {
 }
 
 impl WsLink {
-    pub(crate) fn start<S>(
-        ws: WebSocketStream<S>,
-        hello: (String, String, u64, Option<String>),
-        options: &ClientOptions,
-    ) -> Self
+    pub(crate) fn start<S>(ws: WebSocketStream<S>, hello: Hello, options: &ClientOptions) -> Self
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
         let (ev_tx, ev_rx) = mpsc::unbounded_channel();
-        let (user, device, exp, room) = hello;
+        let Hello {
+            user,
+            device,
+            exp,
+            room,
+        } = hello;
         let exp = Arc::new(AtomicU64::new(exp));
         let task = LinkTask {
             ws,

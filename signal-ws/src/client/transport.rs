@@ -208,10 +208,19 @@ fn handshake_error(err: WsError) -> ConnectError {
     }
 }
 
+/// What the server's `hello` said: the identity it took from the token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Hello {
+    pub(crate) user: String,
+    pub(crate) device: String,
+    /// The token's expiry, in seconds since the Unix epoch.
+    pub(crate) exp: u64,
+    /// The room of an access-link token.
+    pub(crate) room: Option<String>,
+}
+
 /// Reads frames until the server's `hello`.
-async fn wait_hello<S>(
-    ws: &mut WebSocketStream<S>,
-) -> Result<(String, String, u64, Option<String>), ConnectError>
+async fn wait_hello<S>(ws: &mut WebSocketStream<S>) -> Result<Hello, ConnectError>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -223,7 +232,14 @@ where
                     device,
                     exp,
                     room,
-                }) => return Ok((user, device, exp, room)),
+                }) => {
+                    return Ok(Hello {
+                        user,
+                        device,
+                        exp,
+                        room,
+                    })
+                }
                 _ => {
                     return Err(ConnectError::Transient(
                         "the server did not start with a hello frame".into(),
@@ -272,17 +288,17 @@ impl Transport for WsTransport {
                 ))
             }
         };
-        if hello.0 != identity.user.as_str() {
+        if hello.user != identity.user.as_str() {
             return Err(ConnectError::Unauthorized(format!(
                 "the token is for user {:?}, not {:?}",
-                hello.0,
+                hello.user,
                 identity.user.as_str()
             )));
         }
-        if hello.1 != identity.device.as_str() {
+        if hello.device != identity.device.as_str() {
             return Err(ConnectError::Unauthorized(format!(
                 "the server registered device {:?}, not {:?}",
-                hello.1,
+                hello.device,
                 identity.device.as_str()
             )));
         }
