@@ -167,8 +167,12 @@ pub enum MediaError {
 
 /// A media stack (WebRTC, an SFU SDK, ...), driven by the call machine.
 ///
-/// Methods should return quickly and report progress through [`MediaEngine::next_event`], which
-/// must be cancel-safe.
+/// A `CallApi` never waits for its engine: it queues each command and goes on handling
+/// envelopes, acks and timers, while the engine runs the commands one after another, in order,
+/// beside the loop (in the same task). So a method may take as long as its work does (a WebRTC
+/// join can take seconds); its error comes back to the machine as a failure
+/// (`JoinMediaFailed`, `MediaFailed`). Progress is reported through
+/// [`MediaEngine::next_event`], which must be cancel-safe.
 pub trait MediaEngine: Send + 'static {
     /// Joins a call's media.
     fn join(&mut self, request: JoinRequest)

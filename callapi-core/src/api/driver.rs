@@ -6,13 +6,13 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 use tracing::Instrument;
 
+use super::media_lane::{MediaLane, MediaOp};
 use crate::call::{
     CallInfo, CallMachine, CallState, CallTimings, Command, Input, LinkCommand, MediaCommand,
     Notification, Output,
 };
 use crate::connection::Credentials;
 use crate::error::CallApiError;
-use crate::media::{MediaEngine, MediaEvent};
 use crate::protocol::CallId;
 use crate::signal::{SignalClient, SignalEvent};
 
@@ -46,10 +46,11 @@ pub(crate) type Envelope = (Request, oneshot::Sender<Result<Reply, CallApiError>
 /// Subscribers of notifications.
 pub(crate) type Subscribers = Arc<Mutex<Vec<mpsc::UnboundedSender<Notification>>>>;
 
-pub(crate) struct Driver<S, M> {
+pub(crate) struct Driver<S> {
     pub machine: CallMachine,
     pub signal: S,
-    pub media: M,
+    /// The media engine, beside the loop: never awaited by it.
+    pub media: MediaLane,
     pub requests: mpsc::UnboundedReceiver<Envelope>,
     pub state: watch::Sender<CallState>,
     pub subscribers: Subscribers,
@@ -58,7 +59,7 @@ pub(crate) struct Driver<S, M> {
 enum Step {
     Request(Option<Envelope>),
     Signal(Option<SignalEvent>),
-    Media(Option<MediaEvent>),
+    Media(Option<Input>),
     Timer,
 }
 
@@ -66,7 +67,7 @@ fn now() -> std::time::Instant {
     Instant::now().into_std()
 }
 
-impl<S: SignalClient, M: MediaEngine> Driver<S, M> {
+impl<S: SignalClient> Driver<S> {
     pub(crate) async fn run(mut self) {
         let mut signal_open = true;
         let mut media_open = true;
@@ -75,7 +76,7 @@ impl<S: SignalClient, M: MediaEngine> Driver<S, M> {
             let step = tokio::select! {
                 req = self.requests.recv() => Step::Request(req),
                 ev = self.signal.next_event(), if signal_open => Step::Signal(ev),
-                ev = self.media.next_event(), if media_open => Step::Media(ev),
+                input = self.media.next_input(), if media_open => Step::Media(input),
                 () = sleep_until_opt(deadline) => Step::Timer,
             };
             // Everything the step causes is logged under a span carrying the user and the call.
@@ -97,8 +98,11 @@ impl<S: SignalClient, M: MediaEngine> Driver<S, M> {
         }
         self.signal.close().await;
         if let Some(info) = self.machine.call_info() {
-            self.media.leave(info.call_id).await;
+            self.media.send(MediaOp::Command(MediaCommand::Leave {
+                call_id: info.call_id,
+            }));
         }
+        self.media.finish().await;
         self.subscribers
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -134,8 +138,8 @@ impl<S: SignalClient, M: MediaEngine> Driver<S, M> {
                 }
             }
             Step::Media(None) => *media_open = false,
-            Step::Media(Some(ev)) => {
-                let _ = self.machine.handle_input(Input::Media(ev), now());
+            Step::Media(Some(input)) => {
+                let _ = self.machine.handle_input(input, now());
             }
             Step::Timer => self.machine.handle_timeout(now()),
         }
@@ -157,7 +161,8 @@ impl<S: SignalClient, M: MediaEngine> Driver<S, M> {
             Request::Info => Ok(Reply::Info(self.machine.call_info())),
             Request::MediaStats => match self.machine.call_info() {
                 Some(info) => {
-                    self.media.stats(info.call_id).await?;
+                    // The figures arrive as a `MediaEvent::Stats` notification.
+                    self.media.send(MediaOp::Stats(info.call_id));
                     Ok(Reply::Done)
                 }
                 None => Err(CallApiError::InvalidState {
@@ -215,7 +220,8 @@ impl<S: SignalClient, M: MediaEngine> Driver<S, M> {
                         tracing::debug!(%err, "backend did not take an envelope");
                     }
                 }
-                Output::Media(cmd) => self.media_command(cmd).await,
+                // Queued for the media lane: the loop goes on at once.
+                Output::Media(cmd) => self.media.send(MediaOp::Command(cmd)),
                 Output::Notify(n) => self.publish(n),
                 Output::Link(LinkCommand::Pause) => self.signal.pause().await,
                 Output::Link(LinkCommand::Resume) => self.signal.resume().await,
@@ -223,41 +229,6 @@ impl<S: SignalClient, M: MediaEngine> Driver<S, M> {
                     self.signal.disconnect(clear_saved_data).await
                 }
             }
-        }
-    }
-
-    async fn media_command(&mut self, cmd: MediaCommand) {
-        let input = match cmd {
-            MediaCommand::Join(req) => {
-                let call_id = req.call_id;
-                self.media
-                    .join(req)
-                    .await
-                    .err()
-                    .map(|e| Input::MediaJoinFailed {
-                        call_id,
-                        message: e.to_string(),
-                    })
-            }
-            MediaCommand::UpdatePlan { call_id, plan } => self
-                .media
-                .update_plan(call_id, plan)
-                .await
-                .err()
-                .map(|e| failed(call_id, &e)),
-            MediaCommand::RemoteSignal { call_id, payload } => self
-                .media
-                .remote_signal(call_id, payload)
-                .await
-                .err()
-                .map(|e| failed(call_id, &e)),
-            MediaCommand::Leave { call_id } => {
-                self.media.leave(call_id).await;
-                None
-            }
-        };
-        if let Some(input) = input {
-            let _ = self.machine.handle_input(input, now());
         }
     }
 
@@ -278,11 +249,4 @@ async fn sleep_until_opt(deadline: Option<Instant>) {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
     }
-}
-
-fn failed(call_id: CallId, err: &crate::media::MediaError) -> Input {
-    Input::Media(MediaEvent::Failed {
-        call_id,
-        message: err.to_string(),
-    })
 }

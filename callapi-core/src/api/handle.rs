@@ -13,6 +13,7 @@ use crate::protocol::{CallId, CallType, Extension, UserId};
 use crate::signal::SignalClient;
 
 use super::driver::{Driver, Envelope, Reply, Request, Subscribers};
+use super::media_lane::MediaLane;
 use super::stream::NotificationStream;
 
 /// One device's call API: a cheap [`Clone`] handle over a tokio task that owns the
@@ -58,7 +59,7 @@ impl CallApi {
         let driver = Driver {
             machine,
             signal,
-            media,
+            media: MediaLane::new(media),
             requests: rx,
             state: state_tx,
             subscribers: subscribers.clone(),

@@ -2,6 +2,7 @@
 
 mod driver;
 mod handle;
+mod media_lane;
 mod stream;
 
 pub use handle::CallApi;
