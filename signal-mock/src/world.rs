@@ -234,10 +234,6 @@ impl SimWorld {
 
     /// Takes a device on- or offline (a link change on its machine, too).
     pub fn set_online(&mut self, index: DeviceIndex, online: bool) {
-        let now = self.now;
-        let d = &mut self.devices[index];
-        self.net
-            .set_online(d.user.clone(), d.device.clone(), online, now);
         let state = if online {
             callapi_core::signal::LinkState::Connected
         } else {
@@ -246,8 +242,22 @@ impl SimWorld {
                 next_in: Duration::ZERO,
             }
         };
-        let _ = d.machine.handle_input(Input::Link(state), now);
+        self.set_link(index, online, state);
         self.drain(index);
+    }
+
+    /// Takes the device on- or offline in the network and tells its machine `state`.
+    fn set_link(
+        &mut self,
+        index: DeviceIndex,
+        online: bool,
+        state: callapi_core::signal::LinkState,
+    ) {
+        let now = self.now;
+        let d = &mut self.devices[index];
+        self.net
+            .set_online(d.user.clone(), d.device.clone(), online, now);
+        let _ = d.machine.handle_input(Input::Link(state), now);
     }
 
     /// Feeds a link state change to a device's machine now (the network is not touched; see
@@ -274,15 +284,12 @@ impl SimWorld {
                 Output::Link(cmd) => {
                     self.devices[index].link_commands.push((elapsed, cmd));
                     let online = matches!(cmd, LinkCommand::Resume);
-                    let d = &mut self.devices[index];
-                    self.net
-                        .set_online(d.user.clone(), d.device.clone(), online, now);
                     let state = if online {
                         callapi_core::signal::LinkState::Connected
                     } else {
                         callapi_core::signal::LinkState::Disconnected
                     };
-                    let _ = d.machine.handle_input(Input::Link(state), now);
+                    self.set_link(index, online, state);
                 }
             }
         }

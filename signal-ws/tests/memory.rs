@@ -14,16 +14,6 @@ use tokio::process::Command;
 const BIN: &str = env!("CARGO_BIN_EXE_callapi-signal-server");
 const CONNECTIONS: usize = 400;
 
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap()
-}
-
 async fn per_connection(read_buffer: usize) -> f64 {
     let dir =
         std::env::temp_dir().join(format!("callapi-mem-{}-{read_buffer}", std::process::id()));

@@ -24,16 +24,6 @@ const DATA_BYTES: usize = 60_000;
 /// The server's default `--max-write-buffer-bytes`.
 const WRITE_BUFFER: u64 = 1024 * 1024;
 
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap()
-}
-
 /// The server binary with its defaults, but no rate limit in the way of the flood.
 struct Server {
     child: tokio::process::Child,

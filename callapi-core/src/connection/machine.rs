@@ -672,6 +672,15 @@ mod tests {
         at
     }
 
+    /// A machine with token credentials, stepped to a live link; and that instant.
+    fn live() -> (ConnectionMachine, Instant) {
+        let t0 = Instant::now();
+        let mut m = machine(tokens(), t0);
+        drain(&mut m);
+        let t = connect(&mut m, t0);
+        (m, t)
+    }
+
     /// Runs `m` until it asks for a token (the fetch series' first attempt may start at once);
     /// returns that instant.
     fn until_fetch(m: &mut ConnectionMachine, now: Instant) -> Instant {
@@ -763,10 +772,7 @@ mod tests {
 
     #[test]
     fn an_expiry_warning_renews_in_band_without_reconnecting() {
-        let t0 = Instant::now();
-        let mut m = machine(tokens(), t0);
-        drain(&mut m);
-        let t = connect(&mut m, t0);
+        let (mut m, t) = live();
         m.handle_input(ConnInput::TokenWillExpire, t);
         let due = until_fetch(&mut m, t);
         m.handle_input(ConnInput::TokenFetched(Some("t2".into())), due);
@@ -792,10 +798,7 @@ mod tests {
 
     #[test]
     fn a_permanent_refusal_of_a_fetched_renewal_ends_the_session() {
-        let t0 = Instant::now();
-        let mut m = machine(tokens(), t0);
-        drain(&mut m);
-        let t = connect(&mut m, t0);
+        let (mut m, t) = live();
         m.handle_input(ConnInput::TokenWillExpire, t);
         let due = until_fetch(&mut m, t);
         m.handle_input(ConnInput::TokenFetched(Some("t2".into())), due);
@@ -818,10 +821,7 @@ mod tests {
 
     #[test]
     fn pause_closes_the_link_and_resume_reconnects_on_a_new_series() {
-        let t0 = Instant::now();
-        let mut m = machine(tokens(), t0);
-        drain(&mut m);
-        let t = connect(&mut m, t0);
+        let (mut m, t) = live();
         m.handle_input(ConnInput::Command(ConnCommand::Pause), t);
         assert_eq!(
             drain(&mut m),
@@ -855,10 +855,7 @@ mod tests {
 
     #[test]
     fn pause_while_connecting_abandons_the_attempt_and_disconnect_forgets_the_token() {
-        let t0 = Instant::now();
-        let mut m = machine(tokens(), t0);
-        drain(&mut m);
-        let t = connect(&mut m, t0);
+        let (mut m, t) = live();
         m.handle_input(ConnInput::LinkClosed { error: None }, t);
         drain(&mut m);
         let at = m.poll_timeout().unwrap();
@@ -895,10 +892,7 @@ mod tests {
 
     #[test]
     fn a_dropped_link_reconnects_and_an_expired_token_is_fetched_anew() {
-        let t0 = Instant::now();
-        let mut m = machine(tokens(), t0);
-        drain(&mut m);
-        let t = connect(&mut m, t0);
+        let (mut m, t) = live();
         m.handle_input(
             ConnInput::LinkClosed {
                 error: Some(ConnectError::TokenExpired),
@@ -1011,10 +1005,7 @@ mod tests {
 
     #[test]
     fn renewing_with_the_apps_token_keeps_the_old_one_when_refused() {
-        let t0 = Instant::now();
-        let mut m = machine(tokens(), t0);
-        drain(&mut m);
-        let t = connect(&mut m, t0);
+        let (mut m, t) = live();
         m.handle_input(ConnInput::Command(ConnCommand::Renew("app".into())), t);
         assert_eq!(
             drain(&mut m),

@@ -459,11 +459,21 @@ where
     /// Sends a close frame and waits (briefly) for the peer's.
     async fn close(&mut self, code: u16, reason: &'static str) {
         let wait = self.shared.config.timers.close_timeout;
+        self.close_with(code, reason, wait).await;
+    }
+
+    /// Sends a close frame (allowing `write_wait` to write it) and waits (briefly) for the
+    /// peer's.
+    async fn close_with(&mut self, code: u16, reason: &'static str, write_wait: Duration) {
+        let wait = self.shared.config.timers.close_timeout;
         let frame = CloseFrame {
             code: CloseCode::from(code),
             reason: reason.into(),
         };
-        if !matches!(timeout(wait, self.ws.close(Some(frame))).await, Ok(Ok(()))) {
+        if !matches!(
+            timeout(write_wait, self.ws.close(Some(frame))).await,
+            Ok(Ok(()))
+        ) {
             return;
         }
         let _ = timeout(wait, async {
@@ -484,23 +494,12 @@ where
         self.shared.metrics.limit_hit("write_buffer");
         tracing::info!(user = %self.session.user, device = %self.session.device,
             "more than {limit} bytes waited to be written to the socket; closing it (4010)");
-        let frame = CloseFrame {
-            code: CloseCode::from(close_code::SLOW_CONSUMER),
-            reason: "not reading fast enough: the server's write buffer for this socket is full"
-                .into(),
-        };
-        let timers = &self.shared.config.timers;
-        let (write, wait) = (timers.write_timeout, timers.close_timeout);
-        if !matches!(timeout(write, self.ws.close(Some(frame))).await, Ok(Ok(()))) {
-            return;
-        }
-        let _ = timeout(wait, async {
-            while let Some(Ok(msg)) = self.ws.next().await {
-                if let Message::Close(_) = msg {
-                    break;
-                }
-            }
-        })
+        let write = self.shared.config.timers.write_timeout;
+        self.close_with(
+            close_code::SLOW_CONSUMER,
+            "not reading fast enough: the server's write buffer for this socket is full",
+            write,
+        )
         .await;
     }
 

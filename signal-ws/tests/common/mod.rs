@@ -262,6 +262,19 @@ impl Raw {
     }
 }
 
+// ---------------------------------------------------------------- processes
+
+/// The resident memory of process `pid`, in KiB (from `/proc`).
+pub fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap()
+}
+
 // ---------------------------------------------------------------- HTTP and metrics
 
 /// A plain HTTP/1.1 GET; returns (status, head, body).
