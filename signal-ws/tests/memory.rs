@@ -5,35 +5,18 @@
 
 mod common;
 
-use std::process::Stdio;
-
 use common::*;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::Command;
 
-const BIN: &str = env!("CARGO_BIN_EXE_callapi-signal-server");
 const CONNECTIONS: usize = 400;
 
 async fn per_connection(read_buffer: usize) -> f64 {
-    let dir =
-        std::env::temp_dir().join(format!("callapi-mem-{}-{read_buffer}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let secret = dir.join("secret");
-    std::fs::write(&secret, std::str::from_utf8(SECRET).unwrap()).unwrap();
-    let mut child = Command::new(BIN)
-        .args(["serve", "--listen", "127.0.0.1:0", "--read-buffer-bytes"])
-        .arg(read_buffer.to_string())
-        .arg("--secret-file")
-        .arg(&secret)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let pid = child.id().unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let url = lines.next_line().await.unwrap().unwrap();
-    let url = url.strip_prefix("listening on ").unwrap().to_owned();
+    let buffer = read_buffer.to_string();
+    let server = ServerProcess::start(
+        &format!("mem-{read_buffer}"),
+        &["--read-buffer-bytes", &buffer],
+    )
+    .await;
+    let (url, pid) = (server.url.clone(), server.pid());
     // Warm up allocator and code paths.
     let mut warm = Vec::new();
     for i in 0..20 {
@@ -53,7 +36,6 @@ async fn per_connection(read_buffer: usize) -> f64 {
         held.push(r);
     }
     let after = rss_kib(pid);
-    let _ = std::fs::remove_dir_all(&dir);
     (after - before) as f64 * 1024.0 / CONNECTIONS as f64
 }
 

@@ -215,7 +215,7 @@ async fn the_webhook_notifier_posts_the_invite_as_json() {
     let inv = invite(("alice", "a1"), "bob", "alice-room");
     alice.send_env(&inv).await;
 
-    let request = next_webhook_post(&hook).await;
+    let request = next_webhook_post(&hook, NO_CONTENT).await;
     let (head, body) = request;
     assert!(head.starts_with("POST /push?app=demo HTTP/1.1"), "{head}");
     assert!(head
@@ -307,8 +307,9 @@ async fn the_sender_holding_most_of_a_full_queue_loses_its_oldest() {
     bob.expect_silence(Duration::from_millis(200)).await;
 }
 
-/// Accepts one webhook request on `hook`, answers 204 and returns its head and body.
-async fn next_webhook_post(hook: &tokio::net::TcpListener) -> (String, String) {
+/// Accepts one webhook request on `hook`, answers it with `answer` (a whole HTTP response) and
+/// returns its head and body.
+async fn next_webhook_post(hook: &tokio::net::TcpListener, answer: &[u8]) -> (String, String) {
     let (mut conn, _) = tokio::time::timeout(WAIT, hook.accept())
         .await
         .unwrap()
@@ -338,11 +339,11 @@ async fn next_webhook_post(hook: &tokio::net::TcpListener) -> (String, String) {
     })
     .await
     .unwrap();
-    conn.write_all(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n")
-        .await
-        .unwrap();
+    conn.write_all(answer).await.unwrap();
     request
 }
+
+const NO_CONTENT: &[u8] = b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n";
 
 /// The `json push-webhook` example of docs/PROTOCOL.md.
 fn documented_webhook_body() -> serde_json::Value {
@@ -368,29 +369,12 @@ async fn the_webhook_body_has_exactly_the_documented_members_and_a_refusal_is_no
     alice.send_env(&inv).await;
 
     // The backend refuses this push.
-    let (mut conn, _) = tokio::time::timeout(WAIT, hook.accept())
-        .await
-        .unwrap()
-        .unwrap();
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut got = Vec::new();
-    let body = loop {
-        let n = tokio::time::timeout(WAIT, conn.read(&mut buf))
-            .await
-            .unwrap()
-            .unwrap();
-        assert!(n > 0, "request cut short");
-        got.extend_from_slice(&buf[..n]);
-        let text = String::from_utf8_lossy(&got).into_owned();
-        if let Some((_, body)) = text.split_once("\r\n\r\n") {
-            if let Ok(v) = serde_json::from_str::<serde_json::Value>(body) {
-                break v;
-            }
-        }
-    };
-    conn.write_all(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n")
-        .await
-        .unwrap();
+    let (_, body) = next_webhook_post(
+        &hook,
+        b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n",
+    )
+    .await;
+    let body: serde_json::Value = serde_json::from_str(&body).unwrap();
     let keys = |v: &serde_json::Value| {
         let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
         k.sort();

@@ -7,63 +7,17 @@
 
 mod common;
 
-use std::process::Stdio;
-
 use common::*;
 use futures::StreamExt;
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::TcpSocket;
-use tokio::process::Command;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 
-const BIN: &str = env!("CARGO_BIN_EXE_callapi-signal-server");
 /// Envelopes sent to the socket that does not read, each of about 60 kB.
 const FLOOD: usize = 300;
 const DATA_BYTES: usize = 60_000;
 /// The server's default `--max-write-buffer-bytes`.
 const WRITE_BUFFER: u64 = 1024 * 1024;
-
-/// The server binary with its defaults, but no rate limit in the way of the flood.
-struct Server {
-    child: tokio::process::Child,
-    url: String,
-    dir: std::path::PathBuf,
-}
-
-impl Server {
-    async fn start() -> Self {
-        let dir = std::env::temp_dir().join(format!("callapi-slow-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let secret = dir.join("secret");
-        std::fs::write(&secret, std::str::from_utf8(SECRET).unwrap()).unwrap();
-        let mut child = Command::new(BIN)
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .args(["--rate-per-sec", "100000", "--rate-burst", "100000"])
-            .args(["--rate-close-after", "100000"])
-            .arg("--secret-file")
-            .arg(&secret)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let line = lines.next_line().await.unwrap().unwrap();
-        let url = line.strip_prefix("listening on ").unwrap().to_owned();
-        Self { child, url, dir }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id().unwrap()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
 
 /// A WebSocket client whose socket has a small receive buffer, so that the server's writes
 /// back up quickly once it stops reading.
@@ -89,7 +43,19 @@ async fn small_buffer_client(url: &str, u: &str, d: &str) -> Raw {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_socket_that_never_reads_is_bounded_by_the_write_buffer_then_closed_with_4010() {
-    let server = Server::start().await;
+    // The server binary with its defaults, but no rate limit in the way of the flood.
+    let server = ServerProcess::start(
+        "slow",
+        &[
+            "--rate-per-sec",
+            "100000",
+            "--rate-burst",
+            "100000",
+            "--rate-close-after",
+            "100000",
+        ],
+    )
+    .await;
     let mut slow = small_buffer_client(&server.url, "slowpoke", "s1").await;
     let mut alice = raw_connect(&server.url, Some(&token("alice")), "a1")
         .await

@@ -33,10 +33,6 @@ pub(crate) enum Request {
     Info,
     MediaStats,
     RenewToken(String),
-    Pause,
-    Resume,
-    Disconnect { clear_saved_data: bool },
-    Reset,
     SetCredentials(Credentials),
     Shutdown,
 }
@@ -174,14 +170,6 @@ impl<S: SignalClient> Driver<S> {
                 self.signal.renew_token(token).await?;
                 Ok(Reply::Done)
             }
-            // What these mean for the link (and for a call in progress) is the machine's
-            // decision: it answers with `Output::Link`.
-            Request::Pause => self.link_command(Command::Pause),
-            Request::Resume => self.link_command(Command::Resume),
-            Request::Disconnect { clear_saved_data } => {
-                self.link_command(Command::Disconnect { clear_saved_data })
-            }
-            Request::Reset => self.link_command(Command::Reset),
             Request::SetCredentials(credentials) => {
                 self.signal.set_credentials(credentials).await?;
                 self.machine.set_room_scope(self.signal.room_scope());
@@ -201,17 +189,8 @@ impl<S: SignalClient> Driver<S> {
         }
     }
 
-    fn link_command(&mut self, cmd: Command) -> Result<Reply, CallApiError> {
-        self.machine.handle_input(Input::Command(cmd), now())?;
-        Ok(Reply::Done)
-    }
-
     /// Performs every pending output of the machine.
     async fn flush(&mut self) {
-        self.flush_outputs().await;
-    }
-
-    async fn flush_outputs(&mut self) {
         while let Some(out) = self.machine.poll_output() {
             match out {
                 Output::Send(env) => {

@@ -211,26 +211,34 @@ impl CallApi {
     /// stays up and closes when the call ends (once the peer has acknowledged the call's last
     /// messages, such as the hangup). [`resume`](Self::resume) reconnects.
     pub async fn pause(&self) -> Result<(), CallApiError> {
-        self.request(Request::Pause).await.map(|_| ())
+        // What a pause means for the link (and for a call in progress) is the machine's
+        // decision; it answers with `Output::Link`.
+        self.request(Request::Machine(Command::Pause))
+            .await
+            .map(|_| ())
     }
 
     /// Reconnects after [`pause`](Self::pause) or [`disconnect`](Self::disconnect) (and cancels
     /// a pause still waiting for a call to end).
     pub async fn resume(&self) -> Result<(), CallApiError> {
-        self.request(Request::Resume).await.map(|_| ())
+        self.request(Request::Machine(Command::Resume))
+            .await
+            .map(|_| ())
     }
 
     /// Hangs up any call and ends the signaling session; with `clear_saved_data`, also forgets
     /// tokens, pending messages and the memory of past calls.
     pub async fn disconnect(&self, clear_saved_data: bool) -> Result<(), CallApiError> {
-        self.request(Request::Disconnect { clear_saved_data })
+        self.request(Request::Machine(Command::Disconnect { clear_saved_data }))
             .await
             .map(|_| ())
     }
 
     /// Hangs up any call, goes `Idle`, disconnects and clears all saved data.
     pub async fn reset(&self) -> Result<(), CallApiError> {
-        self.request(Request::Reset).await.map(|_| ())
+        self.request(Request::Machine(Command::Reset))
+            .await
+            .map(|_| ())
     }
 
     /// Replaces the signaling credentials. Switching between token and access-link credentials

@@ -106,6 +106,28 @@ struct FetchSeries {
 }
 
 impl FetchSeries {
+    /// A series of attempts at `offsets` from `start`.
+    fn new(start: Instant, offsets: Vec<Duration>) -> Self {
+        Self {
+            start,
+            offsets,
+            next: 0,
+            deadline: None,
+        }
+    }
+
+    /// Whether an attempt is under way.
+    fn in_flight(&self) -> bool {
+        self.deadline.is_some()
+    }
+
+    /// The attempt under way failed (or was abandoned); whether another one is left.
+    fn failed(&mut self) -> bool {
+        self.deadline = None;
+        self.next += 1;
+        self.next_timeout().is_some()
+    }
+
     /// When the next attempt starts, or the one under way is abandoned; `None` when done.
     fn next_timeout(&self) -> Option<Instant> {
         match self.deadline {
@@ -263,18 +285,10 @@ impl ConnectionMachine {
             Phase::Idle => {}
             Phase::Waiting { k, .. } => self.attempt(k, now),
             Phase::Fetching { k, mut fetch } => {
-                if fetch.deadline.take().is_some() {
-                    tracing::warn!("token fetch timed out");
-                    self.outputs.push_back(ConnOutput::AbandonFetch);
-                    fetch.next += 1;
-                    self.phase = match fetch.next_timeout() {
-                        Some(_) => Phase::Fetching { k, fetch },
-                        None => return self.retry_after(k, now),
-                    };
-                } else {
-                    fetch.deadline = Some(now + self.schedule.attempt_timeout);
-                    self.outputs.push_back(ConnOutput::FetchToken);
+                if self.step_fetch(&mut fetch, now) {
                     self.phase = Phase::Fetching { k, fetch };
+                } else {
+                    self.retry_after(k, now);
                 }
             }
             Phase::Connecting { k, .. } => {
@@ -286,29 +300,36 @@ impl ConnectionMachine {
                 renewal: Some(mut fetch),
                 renewing,
             } => {
-                if fetch.deadline.take().is_some() {
-                    tracing::warn!("token fetch timed out");
-                    self.outputs.push_back(ConnOutput::AbandonFetch);
-                    fetch.next += 1;
-                    if fetch.next_timeout().is_none() {
-                        tracing::warn!("no token to renew with; keeping the link on the old one");
-                        self.phase = Phase::Connected {
-                            renewal: None,
-                            renewing,
-                        };
-                        return;
-                    }
-                } else {
-                    fetch.deadline = Some(now + self.schedule.attempt_timeout);
-                    self.outputs.push_back(ConnOutput::FetchToken);
+                let going = self.step_fetch(&mut fetch, now);
+                if !going {
+                    tracing::warn!("no token to renew with; keeping the link on the old one");
                 }
                 self.phase = Phase::Connected {
-                    renewal: Some(fetch),
+                    renewal: going.then_some(fetch),
                     renewing,
                 };
             }
             phase @ Phase::Connected { renewal: None, .. } => self.phase = phase,
         }
+    }
+
+    /// `fetch`'s timeout is due: starts its next attempt, or abandons the one under way.
+    /// Returns whether the series goes on.
+    fn step_fetch(&mut self, fetch: &mut FetchSeries, now: Instant) -> bool {
+        if fetch.in_flight() {
+            tracing::warn!("token fetch timed out");
+            self.outputs.push_back(ConnOutput::AbandonFetch);
+            fetch.failed()
+        } else {
+            fetch.deadline = Some(now + self.schedule.attempt_timeout);
+            self.outputs.push_back(ConnOutput::FetchToken);
+            true
+        }
+    }
+
+    /// A fetch series starting at `now`, its offsets drawn now.
+    fn new_fetch(&mut self, now: Instant) -> FetchSeries {
+        FetchSeries::new(now, self.schedule.token_offsets(&mut self.rng))
     }
 
     /// Handles one input at `now`.
@@ -342,23 +363,20 @@ impl ConnectionMachine {
                 }
             }
             ConnInput::TokenWillExpire => {
-                if let Phase::Connected { renewal, .. } = &mut self.phase {
-                    match &self.credentials {
-                        Credentials::Token(_) => {
-                            if renewal.is_none() {
-                                *renewal = Some(FetchSeries {
-                                    start: now,
-                                    offsets: self.schedule.token_offsets(&mut self.rng),
-                                    next: 0,
-                                    deadline: None,
-                                });
-                            }
-                        }
-                        Credentials::AccessLink { .. } => {
-                            self.outputs.push_back(ConnOutput::TokenWillExpire)
+                let Phase::Connected { renewal, .. } = &self.phase else {
+                    return;
+                };
+                match &self.credentials {
+                    Credentials::Token(_) if renewal.is_none() => {
+                        let fetch = self.new_fetch(now);
+                        if let Phase::Connected { renewal, .. } = &mut self.phase {
+                            *renewal = Some(fetch);
                         }
                     }
-                    self.handle_timeout(now);
+                    Credentials::Token(_) => {}
+                    Credentials::AccessLink { .. } => {
+                        self.outputs.push_back(ConnOutput::TokenWillExpire)
+                    }
                 }
             }
             ConnInput::Renewed(result) => {
@@ -412,7 +430,7 @@ impl ConnectionMachine {
                 _ => self.set_token(token),
             },
             ConnCommand::Resume => {
-                self.session_resume();
+                self.live = true;
                 if !self.wanted && !self.closed {
                     self.wanted = true;
                     self.start_series(now);
@@ -434,23 +452,19 @@ impl ConnectionMachine {
         }
     }
 
-    fn session_resume(&mut self) {
-        self.live = true;
-    }
-
     /// Ends whatever is under way and goes idle (pause, disconnect, close).
     fn stop(&mut self) {
         self.wanted = false;
         match std::mem::replace(&mut self.phase, Phase::Idle) {
             Phase::Idle | Phase::Waiting { .. } => {}
             Phase::Fetching { fetch, .. } => {
-                if fetch.deadline.is_some() {
+                if fetch.in_flight() {
                     self.outputs.push_back(ConnOutput::AbandonFetch);
                 }
             }
             Phase::Connecting { .. } => self.outputs.push_back(ConnOutput::AbandonConnect),
             Phase::Connected { renewal, .. } => {
-                if renewal.is_some_and(|f| f.deadline.is_some()) {
+                if renewal.is_some_and(|f| f.in_flight()) {
                     self.outputs.push_back(ConnOutput::AbandonFetch);
                 }
                 self.outputs.push_back(ConnOutput::CloseLink);
@@ -463,27 +477,18 @@ impl ConnectionMachine {
 
     fn on_token(&mut self, token: Option<String>, now: Instant) {
         match std::mem::replace(&mut self.phase, Phase::Idle) {
-            Phase::Fetching { k, mut fetch } if fetch.deadline.is_some() => match token {
+            Phase::Fetching { k, mut fetch } if fetch.in_flight() => match token {
                 Some(t) => {
                     self.set_token(t.clone());
                     self.connect(k, t, now);
                 }
-                None => {
-                    fetch.deadline = None;
-                    fetch.next += 1;
-                    self.phase = Phase::Fetching { k, fetch };
-                    if self.poll_timeout().is_none() {
-                        self.phase = Phase::Idle;
-                        self.retry_after(k, now);
-                    } else {
-                        self.handle_timeout(now);
-                    }
-                }
+                None if fetch.failed() => self.phase = Phase::Fetching { k, fetch },
+                None => self.retry_after(k, now),
             },
             Phase::Connected {
                 renewal: Some(mut fetch),
                 renewing,
-            } if fetch.deadline.is_some() => match token {
+            } if fetch.in_flight() => match token {
                 Some(t) => {
                     let renewing = match renewing {
                         Some(r) => {
@@ -506,17 +511,14 @@ impl ConnectionMachine {
                     };
                 }
                 None => {
-                    fetch.deadline = None;
-                    fetch.next += 1;
-                    let done = fetch.next_timeout().is_none();
-                    if done {
+                    let going = fetch.failed();
+                    if !going {
                         tracing::warn!("no token to renew with; keeping the link on the old one");
                     }
                     self.phase = Phase::Connected {
-                        renewal: (!done).then_some(fetch),
+                        renewal: going.then_some(fetch),
                         renewing,
                     };
-                    self.handle_timeout(now);
                 }
             },
             // A result nobody waits for any more.
@@ -566,16 +568,9 @@ impl ConnectionMachine {
         match token {
             Some(t) => self.connect(k, t, now),
             None => {
-                self.phase = Phase::Fetching {
-                    k,
-                    fetch: FetchSeries {
-                        start: now,
-                        offsets: self.schedule.token_offsets(&mut self.rng),
-                        next: 0,
-                        deadline: None,
-                    },
-                };
-                self.handle_timeout(now);
+                // Its first attempt starts in the same `handle_timeout` round if it is due.
+                let fetch = self.new_fetch(now);
+                self.phase = Phase::Fetching { k, fetch };
             }
         }
     }
@@ -652,6 +647,16 @@ mod tests {
         ChaCha8Rng::seed_from_u64(SEED)
     }
 
+    /// What a machine started at `t0` must do first, drawn in its order from the same seed:
+    /// the rest of the draws, the schedule, attempt 0's instant and its token fetch offsets.
+    fn expected_start(t0: Instant) -> (ChaCha8Rng, RetrySchedule, Instant, Vec<Duration>) {
+        let mut r = rng();
+        let schedule = RetrySchedule::default();
+        let first = t0 + schedule.reconnect_attempt_at(0, true, &mut r);
+        let offsets = schedule.token_offsets(&mut r);
+        (r, schedule, first, offsets)
+    }
+
     fn reconnecting(attempt: u32, next_in: Duration) -> ConnOutput {
         ConnOutput::Link(LinkState::Reconnecting { attempt, next_in })
     }
@@ -699,10 +704,7 @@ mod tests {
     fn the_first_connection_fetches_a_token_then_connects_on_the_jittered_schedule() {
         let t0 = Instant::now();
         let mut m = machine(tokens(), t0);
-        let mut r = rng();
-        let schedule = RetrySchedule::default();
-        let first = t0 + schedule.reconnect_attempt_at(0, true, &mut r);
-        let offsets = schedule.token_offsets(&mut r);
+        let (_, _, first, offsets) = expected_start(t0);
         assert_eq!(drain(&mut m), vec![ConnOutput::Link(LinkState::Connecting)]);
         assert_eq!(m.poll_timeout(), Some(first));
         m.handle_timeout(first - Duration::from_millis(1));
@@ -737,10 +739,7 @@ mod tests {
     fn failed_and_hung_token_fetches_follow_the_three_attempts_then_the_reconnect_schedule() {
         let t0 = Instant::now();
         let mut m = machine(tokens(), t0);
-        let mut r = rng();
-        let schedule = RetrySchedule::default();
-        let first = t0 + schedule.reconnect_attempt_at(0, true, &mut r);
-        let offsets = schedule.token_offsets(&mut r);
+        let (mut r, schedule, first, offsets) = expected_start(t0);
         drain(&mut m);
         m.handle_timeout(first);
         m.handle_timeout(first + offsets[0]);

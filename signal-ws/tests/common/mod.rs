@@ -264,6 +264,51 @@ impl Raw {
 
 // ---------------------------------------------------------------- processes
 
+/// The `callapi-signal-server` binary, serving on 127.0.0.1 port 0 with the tests' secret as a
+/// child process (killed when dropped, its temp dir removed).
+pub struct ServerProcess {
+    child: tokio::process::Child,
+    /// The `ws://` URL it printed.
+    pub url: String,
+    dir: std::path::PathBuf,
+}
+
+impl ServerProcess {
+    /// Starts `serve` with `args` added; `tag` names its temp dir.
+    pub async fn start(tag: &str, args: &[&str]) -> Self {
+        use tokio::io::AsyncBufReadExt;
+        let dir = std::env::temp_dir().join(format!("callapi-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let secret = dir.join("secret");
+        std::fs::write(&secret, std::str::from_utf8(SECRET).unwrap()).unwrap();
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_callapi-signal-server"))
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(args)
+            .arg("--secret-file")
+            .arg(&secret)
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let line = lines.next_line().await.unwrap().unwrap();
+        let url = line.strip_prefix("listening on ").unwrap().to_owned();
+        Self { child, url, dir }
+    }
+
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id().unwrap()
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 /// The resident memory of process `pid`, in KiB (from `/proc`).
 pub fn rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
