@@ -62,6 +62,7 @@
 pub mod api;
 pub mod call;
 pub mod connection;
+mod deadline;
 pub mod error;
 pub mod media;
 pub mod protocol;

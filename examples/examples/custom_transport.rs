@@ -7,6 +7,7 @@
 //! ```
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 
 use callapi_core::call::{CallConfig, CallState, PrepareConfig};
@@ -19,6 +20,9 @@ use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
 /// Who is connected: each user's inbox. (One device per user, for brevity.)
 type Board = Arc<Mutex<HashMap<UserId, UnboundedSender<Envelope>>>>;
+
+/// What one connection attempt gives.
+type Connected = Result<Line, ConnectError>;
 
 /// The transport: dials the switchboard.
 #[derive(Clone, Default)]
@@ -34,21 +38,21 @@ struct Line {
 impl Transport for Switchboard {
     type Link = Line;
 
-    async fn connect(&mut self, id: &Identity, token: &str) -> Result<Line, ConnectError> {
-        if token != "let-me-in" {
-            return Err(ConnectError::Unauthorized("wrong token".into()));
+    // The attempt owns what it needs: the supervisor polls it beside the call's work.
+    fn connect(&mut self, id: &Identity, token: &str) -> impl Future<Output = Connected> + 'static {
+        let (board, me, ok) = (self.0.clone(), id.user.clone(), token == "let-me-in");
+        async move {
+            if !ok {
+                return Err(ConnectError::Unauthorized("wrong token".into()));
+            }
+            let (tx, inbox) = unbounded_channel();
+            let mut lines = board
+                .lock()
+                .map_err(|_| ConnectError::Transient("poisoned".into()))?;
+            lines.insert(me.clone(), tx);
+            drop(lines);
+            Ok(Line { board, me, inbox })
         }
-        let (tx, inbox) = unbounded_channel();
-        let mut board = self
-            .0
-            .lock()
-            .map_err(|_| ConnectError::Transient("poisoned".into()))?;
-        board.insert(id.user.clone(), tx);
-        Ok(Line {
-            board: self.0.clone(),
-            me: id.user.clone(),
-            inbox,
-        })
     }
 }
 
@@ -64,10 +68,6 @@ impl TransportLink for Line {
 
     async fn next_event(&mut self) -> Option<LinkEvent> {
         self.inbox.recv().await.map(LinkEvent::Message) // cancel-safe
-    }
-
-    async fn renew(&mut self, _token: &str) -> Result<(), ConnectError> {
-        Ok(())
     }
 
     async fn close(&mut self) {

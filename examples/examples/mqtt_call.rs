@@ -12,12 +12,13 @@
 use std::time::Duration;
 
 use callapi_core::call::{CallConfig, CallState, Notification, PrepareConfig};
+use callapi_core::connection::schedule::RetrySchedule;
 use callapi_core::connection::{Credentials, Identity, Supervisor, SupervisorConfig, TokenError};
 use callapi_core::media::NoMedia;
 use callapi_core::protocol::{CallType, DeviceId, UserId};
 use callapi_core::signal::LinkState;
 use callapi_core::{CallApi, NotificationStream};
-use callapi_examples::{describe, quick_start_seed};
+use callapi_examples::describe;
 use callapi_signal_mqtt::{EmbeddedBroker, MqttConfig, MqttTransport};
 
 type Error = Box<dyn std::error::Error>;
@@ -32,9 +33,10 @@ fn device(broker: MqttConfig, user: &str, dev: &str) -> Result<(CallApi, Link), 
         user: user.clone(),
         device: dev.clone(),
     };
-    // A seed that connects at once (apps leave it unset: the start-up jitter spreads a fleet).
+    // Connect at once: one example has no fleet to spread out (apps keep the default schedule,
+    // whose start-up jitter spreads clients that start together).
     let config = SupervisorConfig::new(identity, Credentials::token(tokens))
-        .with_seed(quick_start_seed(Duration::from_millis(100)));
+        .with_schedule(RetrySchedule::immediate_first_attempt());
     let signal = Supervisor::start(MqttTransport::new(broker), config);
     let link = signal.link_state();
     Ok((

@@ -13,9 +13,11 @@
 //!   (a backend of your own in under 100 lines), `mqtt_call` (over an embedded MQTT broker).
 //!
 //! The helpers: [`describe`] renders a notification as one stable, greppable line (what the
-//! softphone prints), [`quick_start_seed`] picks a supervisor seed whose first connection is not
-//! delayed by the start-up jitter, and [`dev_tokens`] mints development tokens the way
-//! `callapi-signal-server` checks them.
+//! softphone prints), and [`dev_tokens`] mints development tokens the way
+//! `callapi-signal-server` checks them. The programs connect at once rather than after the
+//! start-up jitter (which spreads a fleet of clients, and a program started by hand has none):
+//! their supervisors use
+//! [`RetrySchedule::immediate_first_attempt`](callapi_core::connection::schedule::RetrySchedule::immediate_first_attempt).
 //!
 //! # Example
 //!
@@ -65,7 +67,7 @@ mod describe;
 mod dev;
 
 pub use describe::{call_type_name, describe, link_name};
-pub use dev::{dev_tokens, quick_start_seed, random_secret, DevTokenError};
+pub use dev::{dev_tokens, random_secret, DevTokenError};
 
 /// The README's code sample, compiled as a doc test so that it stays true.
 #[cfg(doctest)]

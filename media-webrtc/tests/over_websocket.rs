@@ -6,33 +6,18 @@ mod common;
 
 use std::time::Duration;
 
-use callapi_core::connection::schedule::{reconnect_attempt_at, token_attempt_at};
+use callapi_core::connection::schedule::RetrySchedule;
 use callapi_core::connection::{Credentials, Identity, Supervisor, SupervisorConfig, TokenError};
 use callapi_media_webrtc::WebRtcConfig;
 use callapi_signal_ws::auth::{Claims, TokenAuthority};
 use callapi_signal_ws::client::{WsSignalClient, WsTransport};
 use callapi_signal_ws::server::{ServerConfig, SignalServer};
 use common::*;
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
 
 const SECRET: &[u8] = b"media-webrtc-test-secret-0123456";
 
-/// Supervisor seeds whose first connection starts within `max_ms` (no seconds of jitter).
-fn fast_seeds(n: usize, max_ms: u64) -> Vec<u64> {
-    let max = Duration::from_millis(max_ms);
-    (0u64..)
-        .filter(|&s| {
-            let mut rng = ChaCha8Rng::seed_from_u64(s);
-            let first = reconnect_attempt_at(0, &mut rng);
-            let fetch = token_attempt_at(0, &mut rng).unwrap();
-            first + fetch < max
-        })
-        .take(n)
-        .collect()
-}
-
-fn signal(url: &str, u: &str, d: &str, seed: u64) -> Supervisor {
+/// A supervised signaling client for `u`/`d` that connects at once (no start-up jitter).
+fn signal(url: &str, u: &str, d: &str) -> Supervisor<WsTransport> {
     let name = u.to_owned();
     let credentials = Credentials::token(move || {
         let t = TokenAuthority::new(SECRET)
@@ -45,7 +30,8 @@ fn signal(url: &str, u: &str, d: &str, seed: u64) -> Supervisor {
     };
     WsSignalClient::start(
         WsTransport::new(url).unwrap(),
-        SupervisorConfig::new(identity, credentials).with_seed(seed),
+        SupervisorConfig::new(identity, credentials)
+            .with_schedule(RetrySchedule::immediate_first_attempt()),
     )
 }
 
@@ -58,27 +44,26 @@ async fn video_call_over_websocket_connects_on_keyframes_and_frees_its_peer_conn
     ))
     .await
     .unwrap();
-    let seeds = fast_seeds(2, 300);
     let url = server.url();
     let mut alice = Peer::start(
         "alice",
         "a1",
-        signal(&url, "alice", "a1", seeds[0]),
+        signal(&url, "alice", "a1"),
         WebRtcConfig::loopback(),
     );
     let mut bob = Peer::start(
         "bob",
         "b1",
-        signal(&url, "bob", "b1", seeds[1]),
+        signal(&url, "bob", "b1"),
         WebRtcConfig::loopback(),
     );
     for p in [&mut alice, &mut bob] {
-        p.prepare(true).await;
         p.wait_for(
             "link up",
             |n| matches!(n, callapi_core::call::Notification::Link(s) if s.is_connected()),
         )
         .await;
+        p.prepare(true).await;
     }
     video_call_scenario(&mut alice, &mut bob).await;
     alice.api.shutdown().await.unwrap();

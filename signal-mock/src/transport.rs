@@ -4,7 +4,9 @@
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use callapi_core::connection::{ConnectError, Identity, LinkEvent, Transport, TransportLink};
+use callapi_core::connection::{
+    ConnectError, Identity, LinkEvent, Renewal, Transport, TransportLink,
+};
 use callapi_core::protocol::Envelope;
 use callapi_core::signal::{SignalClient, SignalError, SignalEvent};
 use tokio::sync::mpsc;
@@ -148,11 +150,12 @@ impl MockTransport {
 impl Transport for MockTransport {
     type Link = MockLink;
 
-    async fn connect(
+    fn connect(
         &mut self,
         identity: &Identity,
         token: &str,
-    ) -> Result<MockLink, ConnectError> {
+    ) -> impl std::future::Future<Output = Result<MockLink, ConnectError>> + Send + 'static {
+        // The attempt is recorded when it starts, not when it is first polled.
         let result = {
             let mut inner = self.control.lock();
             inner.attempts.push(Attempt {
@@ -161,23 +164,27 @@ impl Transport for MockTransport {
             });
             inner.script.pop_front().unwrap_or(ScriptedConnect::Accept)
         };
-        match result {
-            ScriptedConnect::Accept => {}
-            ScriptedConnect::Fail(err) => return Err(err),
-            ScriptedConnect::Hang => std::future::pending::<()>().await,
+        let network = self.network.clone();
+        let control = self.control.clone();
+        let identity = identity.clone();
+        async move {
+            match result {
+                ScriptedConnect::Accept => {}
+                ScriptedConnect::Fail(err) => return Err(err),
+                ScriptedConnect::Hang => std::future::pending::<()>().await,
+            }
+            let client = network.connect(identity.user, identity.device);
+            let (tx, rx) = mpsc::unbounded_channel();
+            let mut inner = control.lock();
+            inner.link = Some(tx);
+            inner.links_opened += 1;
+            drop(inner);
+            Ok(MockLink {
+                client,
+                control: rx,
+                transport: control,
+            })
         }
-        let client = self
-            .network
-            .connect(identity.user.clone(), identity.device.clone());
-        let (tx, rx) = mpsc::unbounded_channel();
-        let mut inner = self.control.lock();
-        inner.link = Some(tx);
-        inner.links_opened += 1;
-        Ok(MockLink {
-            client,
-            control: rx,
-            transport: self.control.clone(),
-        })
     }
 }
 
@@ -209,13 +216,13 @@ impl TransportLink for MockLink {
         }
     }
 
-    async fn renew(&mut self, token: &str) -> Result<(), ConnectError> {
+    async fn renew(&mut self, token: &str) -> Renewal {
         let mut inner = self.transport.lock();
         inner.renewals.push(token.to_owned());
-        match inner.renew_result.clone() {
+        Renewal::Done(match inner.renew_result.clone() {
             Some(err) => Err(err),
             None => Ok(()),
-        }
+        })
     }
 
     async fn close(&mut self) {

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use callapi_core::connection::{ConnectError, Identity, LinkEvent, TransportLink};
+use callapi_core::connection::{Identity, LinkEvent, TransportLink};
 use callapi_core::protocol::{self, DecodeError, Envelope, UserId};
 use callapi_core::signal::SignalError;
 use rumqttc::{AsyncClient, Event, EventLoop, Outgoing, Packet, Publish, QoS};
@@ -176,11 +176,8 @@ impl TransportLink for MqttLink {
         self.events.recv().await
     }
 
-    /// MQTT 3.1.1 authenticates only in CONNECT: the live connection stays as it is and the
-    /// supervisor uses the new token for the next connection.
-    async fn renew(&mut self, _token: &str) -> Result<(), ConnectError> {
-        Ok(())
-    }
+    // `renew` is the default: MQTT 3.1.1 authenticates only in CONNECT, so the live
+    // connection stays as it is and the supervisor uses the new token for the next one.
 
     async fn close(&mut self) {
         if !self.task.is_finished() {

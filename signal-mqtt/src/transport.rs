@@ -1,6 +1,7 @@
 //! [`MqttTransport`]: one MQTT connection attempt per [`Transport::connect`].
 
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -148,8 +149,9 @@ impl fmt::Debug for MqttConfig {
 #[derive(Debug)]
 pub struct MqttTransport {
     config: MqttConfig,
-    /// The previous attempt's credentials were refused and no connection succeeded since.
-    refused_before: bool,
+    /// The previous attempt's credentials were refused and no connection succeeded since
+    /// (shared with the attempt under way, which owns a copy).
+    refused_before: Arc<AtomicBool>,
 }
 
 impl MqttTransport {
@@ -157,7 +159,7 @@ impl MqttTransport {
     pub fn new(config: MqttConfig) -> Self {
         Self {
             config,
-            refused_before: false,
+            refused_before: Arc::new(AtomicBool::new(false)),
         }
     }
 
@@ -193,16 +195,21 @@ impl MqttTransport {
         options
     }
 
-    fn refused(&mut self, code: ConnectReturnCode, identity: &Identity) -> ConnectError {
+    fn refused(
+        code: ConnectReturnCode,
+        identity: &Identity,
+        refused_before: &AtomicBool,
+        auth_rejection: AuthRejection,
+    ) -> ConnectError {
         match code {
             ConnectReturnCode::BadUserNamePassword | ConnectReturnCode::NotAuthorized => {
-                let again = std::mem::replace(&mut self.refused_before, true);
+                let again = refused_before.swap(true, Ordering::Relaxed);
                 let reason = format!(
                     "the broker refused the credentials of user {:?} ({code:?}): check the \
                      token and the broker's user database",
                     identity.user.as_str()
                 );
-                match self.config.auth_rejection {
+                match auth_rejection {
                     AuthRejection::RefreshTokenOnce if !again => {
                         tracing::info!(%reason, "credentials refused; fetching a fresh token");
                         ConnectError::TokenExpired
@@ -233,11 +240,81 @@ fn transient(stage: &str, err: &ConnectionError) -> ConnectError {
 impl Transport for MqttTransport {
     type Link = MqttLink;
 
-    async fn connect(
+    fn connect(
         &mut self,
         identity: &Identity,
         token: &str,
-    ) -> Result<MqttLink, ConnectError> {
+    ) -> impl std::future::Future<Output = Result<MqttLink, ConnectError>> + Send + 'static {
+        let prepared = self.prepare(identity, token);
+        let refused_before = Arc::clone(&self.refused_before);
+        let auth_rejection = self.config.auth_rejection;
+        let identity = identity.clone();
+        async move {
+            let Prepared {
+                filter,
+                presence,
+                mut eventloop,
+                client,
+            } = prepared?;
+            // CONNECT → CONNACK.
+            let session_present = match eventloop.poll().await {
+                Ok(Event::Incoming(Packet::ConnAck(ack))) => ack.session_present,
+                Ok(other) => {
+                    return Err(ConnectError::Transient(format!(
+                        "expected CONNACK, got {other:?}"
+                    )))
+                }
+                Err(ConnectionError::ConnectionRefused(code)) => {
+                    return Err(Self::refused(
+                        code,
+                        &identity,
+                        &refused_before,
+                        auth_rejection,
+                    ))
+                }
+                Err(err) => return Err(transient("connect", &err)),
+            };
+
+            // SUBSCRIBE → SUBACK. Envelopes queued for the persistent session may arrive first.
+            let early = subscribe(&client, &mut eventloop, &filter).await?;
+            refused_before.store(false, Ordering::Relaxed);
+
+            if let Some(topic) = &presence {
+                if let Err(err) = client.try_publish(
+                    topic.clone(),
+                    QoS::AtLeastOnce,
+                    true,
+                    topics::PRESENCE_ONLINE,
+                ) {
+                    tracing::debug!(%err, "presence not published");
+                }
+            }
+            tracing::debug!(
+                user = %identity.user,
+                device = %identity.device,
+                session_present,
+                queued = early.len(),
+                "MQTT link up"
+            );
+            let inbound = Inbound::new(identity.clone());
+            Ok(MqttLink::start(
+                client, eventloop, inbound, early, &identity, presence,
+            ))
+        }
+    }
+}
+
+/// What an attempt needs before it talks to the broker.
+struct Prepared {
+    filter: String,
+    presence: Option<String>,
+    eventloop: EventLoop,
+    client: AsyncClient,
+}
+
+impl MqttTransport {
+    /// Checks the ids and builds the client for one attempt (nothing is sent yet).
+    fn prepare(&self, identity: &Identity, token: &str) -> Result<Prepared, ConnectError> {
         // Ids that cannot be topic levels can never work: permanent.
         let filter = topics::inbox_filter(&identity.user)
             .map_err(|e| ConnectError::Unauthorized(e.to_string()))?;
@@ -257,46 +334,12 @@ impl Transport for MqttTransport {
         // and the peer's delayed ACK add ~40 ms to an exchange (measured by the bench harness).
         network.set_tcp_nodelay(true);
         eventloop.set_network_options(network);
-
-        // CONNECT → CONNACK.
-        let session_present = match eventloop.poll().await {
-            Ok(Event::Incoming(Packet::ConnAck(ack))) => ack.session_present,
-            Ok(other) => {
-                return Err(ConnectError::Transient(format!(
-                    "expected CONNACK, got {other:?}"
-                )))
-            }
-            Err(ConnectionError::ConnectionRefused(code)) => {
-                return Err(self.refused(code, identity))
-            }
-            Err(err) => return Err(transient("connect", &err)),
-        };
-
-        // SUBSCRIBE → SUBACK. Envelopes queued for the persistent session may arrive first.
-        let early = subscribe(&client, &mut eventloop, &filter).await?;
-        self.refused_before = false;
-
-        if let Some(topic) = &presence {
-            if let Err(err) = client.try_publish(
-                topic.clone(),
-                QoS::AtLeastOnce,
-                true,
-                topics::PRESENCE_ONLINE,
-            ) {
-                tracing::debug!(%err, "presence not published");
-            }
-        }
-        tracing::debug!(
-            user = %identity.user,
-            device = %identity.device,
-            session_present,
-            queued = early.len(),
-            "MQTT link up"
-        );
-        let inbound = Inbound::new(identity.clone());
-        Ok(MqttLink::start(
-            client, eventloop, inbound, early, identity, presence,
-        ))
+        Ok(Prepared {
+            filter,
+            presence,
+            eventloop,
+            client,
+        })
     }
 }
 

@@ -90,14 +90,7 @@ async fn a_client_cannot_publish_as_another_user() {
 async fn a_forged_from_inside_an_allowed_topic_is_dropped_and_reported() {
     init_tracing();
     let broker = Mosquitto::start(&USERS).await;
-    let mut bob = Device::start(
-        broker.mqtt_config(),
-        "bob",
-        "b1",
-        "bob-token",
-        quick_start_seed(0),
-    )
-    .await;
+    let mut bob = Device::start(broker.mqtt_config(), "bob", "b1", "bob-token", 1).await;
     bob.wait_link(LinkState::Connected).await;
     let mut mallory = RawClient::connect(broker.port(), "mallory", "mallory-token").await;
 

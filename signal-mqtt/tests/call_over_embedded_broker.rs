@@ -12,22 +12,8 @@ async fn a_call_over_the_embedded_broker_connects_and_hangs_up() {
     init_tracing();
     let broker = EmbeddedBroker::start().unwrap();
     assert!(broker.addr().ip().is_loopback());
-    let mut alice = Device::start(
-        broker.mqtt_config(),
-        "alice",
-        "a1",
-        "any",
-        quick_start_seed(0),
-    )
-    .await;
-    let mut bob = Device::start(
-        broker.mqtt_config(),
-        "bob",
-        "b1",
-        "any",
-        quick_start_seed(1),
-    )
-    .await;
+    let mut alice = Device::start(broker.mqtt_config(), "alice", "a1", "any", 1).await;
+    let mut bob = Device::start(broker.mqtt_config(), "bob", "b1", "any", 2).await;
 
     full_call(&mut alice, &mut bob).await;
 

@@ -11,22 +11,8 @@ use common::*;
 async fn a_call_over_mosquitto_connects_and_hangs_up() {
     init_tracing();
     let broker = Mosquitto::start(&[("alice", "alice-token"), ("bob", "bob-token")]).await;
-    let mut alice = Device::start(
-        broker.mqtt_config(),
-        "alice",
-        "a1",
-        "alice-token",
-        quick_start_seed(0),
-    )
-    .await;
-    let mut bob = Device::start(
-        broker.mqtt_config(),
-        "bob",
-        "b1",
-        "bob-token",
-        quick_start_seed(1),
-    )
-    .await;
+    let mut alice = Device::start(broker.mqtt_config(), "alice", "a1", "alice-token", 1).await;
+    let mut bob = Device::start(broker.mqtt_config(), "bob", "b1", "bob-token", 2).await;
 
     full_call(&mut alice, &mut bob).await;
 

@@ -16,14 +16,7 @@ const USERS: [(&str, &str); 2] = [("alice", "alice-token"), ("bob", "bob-token")
 /// bob's device connects once (the broker opens its persistent session and subscription) and
 /// goes away cleanly, as an app that is closed.
 async fn bob_was_here(broker: &Mosquitto) {
-    let mut bob = Device::start(
-        broker.mqtt_config(),
-        "bob",
-        "b1",
-        "bob-token",
-        quick_start_seed(1),
-    )
-    .await;
+    let mut bob = Device::start(broker.mqtt_config(), "bob", "b1", "bob-token", 2).await;
     bob.wait_link(LinkState::Connected).await;
     bob.api.shutdown().await.unwrap();
     broker
@@ -47,7 +40,7 @@ async fn alice_calls_offline_bob(
         "alice",
         "a1",
         "alice-token",
-        quick_start_seed(0),
+        1,
         prepare,
     )
     .await;
@@ -69,14 +62,7 @@ async fn an_invite_sent_while_the_callee_is_offline_rings_when_it_connects() {
     let (mut alice, call_id) = alice_calls_offline_bob(&broker, Duration::from_secs(8)).await;
 
     // bob's app starts again: same user, same device, so the same session.
-    let mut bob = Device::start(
-        broker.mqtt_config(),
-        "bob",
-        "b1",
-        "bob-token",
-        quick_start_seed(2),
-    )
-    .await;
+    let mut bob = Device::start(broker.mqtt_config(), "bob", "b1", "bob-token", 3).await;
     let ring = bob.wait_state(CallState::Calling).await;
     assert_eq!(ring.call.unwrap().call_id, call_id);
     // It came out of the session's queue (the broker resumed the session and sent it before
@@ -140,14 +126,7 @@ async fn an_invite_whose_lifetime_passed_while_the_callee_was_offline_never_ring
     );
 
     // bob connects after the invite's lifetime: it arrives, and is dropped without ringing.
-    let mut bob = Device::start(
-        broker.mqtt_config(),
-        "bob",
-        "b1",
-        "bob-token",
-        quick_start_seed(2),
-    )
-    .await;
+    let mut bob = Device::start(broker.mqtt_config(), "bob", "b1", "bob-token", 3).await;
     bob.wait_event(CallEvent::InviteExpired).await;
 
     // A new call rings at once: the stale one, delivered before it, never did.

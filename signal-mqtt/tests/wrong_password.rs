@@ -19,8 +19,9 @@ fn is_failed(s: &LinkState) -> bool {
 async fn a_wrong_password_fails_after_one_token_refresh_and_never_retries() {
     init_tracing();
     let broker = Mosquitto::start(&[("bob", "bob-token")]).await;
-    // Short jitter for: the first attempt, its token fetch, the retry, the retry's token fetch.
-    let seed = seed_where(&[(0, 0, 100), (1, 0, 100), (4, 0, 150), (5, 0, 150)]);
+    // The first attempt and its token fetch start at once; short jitter for the retry and the
+    // retry's token fetch.
+    let seed = seed_where(&[(2, 0, 150), (3, 0, 150)]);
     let mut bob = Device::start(broker.mqtt_config(), "bob", "b1", "not-the-token", seed).await;
 
     let failed = bob.wait_link_where(is_failed).await;
@@ -61,7 +62,7 @@ async fn with_static_passwords_the_first_refusal_is_final() {
     let config = broker
         .mqtt_config()
         .with_auth_rejection(AuthRejection::Permanent);
-    let mut bob = Device::start(config, "bob", "b1", "not-the-token", quick_start_seed(0)).await;
+    let mut bob = Device::start(config, "bob", "b1", "not-the-token", 1).await;
 
     let LinkState::Failed { reason } = bob.wait_link_where(is_failed).await else {
         unreachable!()

@@ -203,19 +203,15 @@ async fn access_link_tokens_only_reach_calls_in_their_room() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_access_link_guest_calls_through_callapi() {
     let server = start(config()).await;
-    let seeds = fast_seeds(2, 300);
     let guest_token = mint(&Claims::new("guest", HOUR).with_room("r1"));
-    let transport = WsTransport::new(&server.url())
-        .unwrap()
-        .with_options(client_options());
     let mut guest = Device::start_with(
-        transport,
+        ws_transport(&server.url()),
         "guest",
         "g1",
-        seeds[0],
+        1,
         Credentials::access_link(guest_token, "r1"),
     );
-    let mut host = Device::start(&server.url(), "host", "h1", seeds[1]);
+    let mut host = Device::start(&server.url(), "host", "h1", 2);
     guest
         .wait_link(&callapi_core::signal::LinkState::Connected)
         .await;

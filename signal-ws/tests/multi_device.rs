@@ -11,10 +11,9 @@ use common::*;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn both_devices_ring_and_the_first_accept_wins() {
     let server = start(config()).await;
-    let seeds = fast_seeds(3, 300);
-    let mut alice = Device::start(&server.url(), "alice", "a1", seeds[0]);
-    let mut phone = Device::start(&server.url(), "bob", "phone", seeds[1]);
-    let mut laptop = Device::start(&server.url(), "bob", "laptop", seeds[2]);
+    let mut alice = Device::start(&server.url(), "alice", "a1", 1);
+    let mut phone = Device::start(&server.url(), "bob", "phone", 2);
+    let mut laptop = Device::start(&server.url(), "bob", "laptop", 3);
     alice.ready().await;
     phone.ready().await;
     laptop.ready().await;

@@ -16,6 +16,10 @@ use common::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
+/// bob's device connects this long after it starts: time to `prepare` before its link is up,
+/// so that the queued invite finds it ready.
+const BOB_CONNECTS_AFTER: Duration = Duration::from_millis(200);
+
 /// A server whose push notifier sends every push to the returned channel.
 async fn server_with_push() -> (
     callapi_signal_ws::ServerHandle,
@@ -44,7 +48,7 @@ async fn next_push(rx: &mut mpsc::UnboundedReceiver<PushNotification>) -> PushNo
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_invite_to_an_offline_user_is_pushed_and_rings_when_they_connect() {
     let (server, mut pushes) = server_with_push().await;
-    let mut alice = Device::start(&server.url(), "alice", "a1", fast_seeds(1, 300)[0]);
+    let mut alice = Device::start(&server.url(), "alice", "a1", 1);
     alice.ready().await;
 
     let call_id = alice.api.call("bob", CallType::Video).await.unwrap();
@@ -58,8 +62,15 @@ async fn an_invite_to_an_offline_user_is_pushed_and_rings_when_they_connect() {
     assert!(push.expires_at_ms > now_ms());
     assert_eq!(server.stats().offline_queued, 1);
 
-    // bob's phone wakes up, prepares, and connects (100–400 ms later): it rings.
-    let mut bob = Device::start(&server.url(), "bob", "b1", seeds_between(1, 100, 400)[0]);
+    // bob's phone wakes up, prepares, and connects (200 ms later): it rings.
+    let mut bob = Device::start_scheduled(
+        ws_transport(&server.url()),
+        "bob",
+        "b1",
+        2,
+        credentials("bob"),
+        starting_after(BOB_CONNECTS_AFTER),
+    );
     bob.prepare("bob-room").await;
     let ring = bob
         .wait_change(CallState::Calling, StateReason::RemoteVideoCall)
@@ -90,7 +101,7 @@ async fn an_invite_to_an_offline_user_is_pushed_and_rings_when_they_connect() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_invite_whose_lifetime_ended_never_rings() {
     let (server, mut pushes) = server_with_push().await;
-    let mut alice = Device::start(&server.url(), "alice", "a1", fast_seeds(1, 300)[0]);
+    let mut alice = Device::start(&server.url(), "alice", "a1", 1);
     alice
         .wait_link(&callapi_core::signal::LinkState::Connected)
         .await;
@@ -105,8 +116,15 @@ async fn an_invite_whose_lifetime_ended_never_rings() {
         .wait_change(CallState::Prepared, StateReason::MessageFailed)
         .await;
 
-    // bob connects only now (100–400 ms later still): the invite is gone.
-    let mut bob = Device::start(&server.url(), "bob", "b1", seeds_between(1, 100, 400)[0]);
+    // bob connects only now (200 ms later still): the invite is gone.
+    let mut bob = Device::start_scheduled(
+        ws_transport(&server.url()),
+        "bob",
+        "b1",
+        2,
+        credentials("bob"),
+        starting_after(BOB_CONNECTS_AFTER),
+    );
     bob.prepare("bob-room").await;
     bob.wait_link(&callapi_core::signal::LinkState::Connected)
         .await;

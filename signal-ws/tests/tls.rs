@@ -48,9 +48,8 @@ async fn a_call_over_wss_with_a_self_signed_certificate() {
             .unwrap()
             .with_options(client_options())
     };
-    let seeds = fast_seeds(2, 300);
-    let mut alice = Device::start_with(transport(), "alice", "a1", seeds[0], credentials("alice"));
-    let mut bob = Device::start_with(transport(), "bob", "b1", seeds[1], credentials("bob"));
+    let mut alice = Device::start_with(transport(), "alice", "a1", 1, credentials("alice"));
+    let mut bob = Device::start_with(transport(), "bob", "b1", 2, credentials("bob"));
     alice.ready().await;
     bob.ready().await;
     connected_call(&mut alice, &mut bob).await;

@@ -11,11 +11,12 @@ use std::time::Duration;
 
 use callapi_core::connection::schedule::{reconnect_attempt_at, token_attempt_at};
 use callapi_core::connection::{
-    ConnectError, Credentials, LinkEvent, SupervisorConfig, TokenError, Transport, TransportLink,
+    ConnectError, Credentials, LinkEvent, Renewal, SupervisorConfig, TokenError, Transport,
+    TransportLink,
 };
 use callapi_core::signal::{LinkState, SignalClient, SignalEvent};
 use callapi_signal_ws::auth::{Claims, TokenAuthority};
-use callapi_signal_ws::client::{WsSignalClient, WsTransport};
+use callapi_signal_ws::client::{WsLink, WsSignalClient, WsTransport};
 use callapi_signal_ws::frames::close_code;
 use common::*;
 use rand::SeedableRng;
@@ -72,7 +73,18 @@ async fn a_renewed_token_keeps_the_connection_up_and_an_unrenewed_one_closes_wit
         SupervisorConfig::new(identity("alice", "a1"), Credentials::token(provider))
             .with_seed(renewing_seed()),
     );
+    // The client has no task of its own: a task of the test drives it, as a CallApi would,
+    // and hands its events over.
     let mut link = alice.link_state();
+    let (events_tx, mut events) = tokio::sync::mpsc::unbounded_channel();
+    let driver = tokio::spawn(async move {
+        while let Some(ev) = alice.next_event().await {
+            if events_tx.send(ev).is_err() {
+                break;
+            }
+        }
+        alice.close().await;
+    });
     tokio::time::timeout(WAIT, link.wait_for(|s| *s == LinkState::Connected))
         .await
         .unwrap()
@@ -91,7 +103,7 @@ async fn a_renewed_token_keeps_the_connection_up_and_an_unrenewed_one_closes_wit
     assert!(now_ms() >= exp * 1000, "closed before exp");
 
     // Past `exp`: alice is still on her first connection, with a renewed token.
-    assert_eq!(*alice.link_state().borrow(), LinkState::Connected);
+    assert_eq!(*link.borrow(), LinkState::Connected);
     assert_eq!(fetches.load(Ordering::SeqCst), 2);
     let m = server.metrics_text();
     assert_eq!(
@@ -106,7 +118,7 @@ async fn a_renewed_token_keeps_the_connection_up_and_an_unrenewed_one_closes_wit
         .await;
     let got = tokio::time::timeout(WAIT, async {
         loop {
-            match alice.next_event().await.unwrap() {
+            match events.recv().await.unwrap() {
                 SignalEvent::Message(env) => return env,
                 SignalEvent::Link(s) => assert!(
                     matches!(s, LinkState::Connecting | LinkState::Connected),
@@ -119,7 +131,8 @@ async fn a_renewed_token_keeps_the_connection_up_and_an_unrenewed_one_closes_wit
     .await
     .unwrap();
     assert_eq!(got.from, user("carol"));
-    alice.close().await;
+    drop(events);
+    driver.abort();
 }
 
 #[tokio::test]
@@ -140,7 +153,7 @@ async fn the_link_reports_the_warning_renews_in_band_and_maps_4001() {
         .unwrap();
     assert_eq!(ev, Some(LinkEvent::TokenWillExpire));
     let fresh = Claims::new("alice", HOUR);
-    renewing.renew(&mint(&fresh)).await.unwrap();
+    renew(&mut renewing, &mint(&fresh)).await.unwrap();
     assert_eq!(renewing.expires_at(), fresh.exp);
 
     // Not renewed: warned, then closed with 4001, which the client maps to TokenExpired.
@@ -235,6 +248,25 @@ async fn refused_renewals_are_answered_and_a_foreign_identity_closes_with_4003()
         .connect(&identity("alice", "a1"), &token("alice"))
         .await
         .unwrap();
-    let err = link.renew(&token("mallory")).await.unwrap_err();
+    let err = renew(&mut link, &token("mallory")).await.unwrap_err();
     assert!(matches!(err, ConnectError::Unauthorized(_)), "{err:?}");
+}
+
+/// Renews in-band and waits for the server's answer.
+async fn renew(link: &mut WsLink, token: &str) -> Result<(), ConnectError> {
+    match link.renew(token).await {
+        Renewal::Done(result) => result,
+        Renewal::Pending => tokio::time::timeout(WAIT, async {
+            loop {
+                match link.next_event().await {
+                    Some(LinkEvent::Renewed(result)) => return result,
+                    Some(_) => {}
+                    None => panic!("the link ended without answering the renewal"),
+                }
+            }
+        })
+        .await
+        .expect("an answer to the renewal"),
+        other => panic!("unexpected renewal {other:?}"),
+    }
 }

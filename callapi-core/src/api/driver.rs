@@ -12,6 +12,7 @@ use crate::call::{
     Notification, Output,
 };
 use crate::connection::Credentials;
+use crate::deadline::Deadline;
 use crate::error::CallApiError;
 use crate::protocol::CallId;
 use crate::signal::{SignalClient, SignalEvent};
@@ -37,7 +38,10 @@ pub(crate) enum Request {
     Shutdown,
 }
 
-pub(crate) type Envelope = (Request, oneshot::Sender<Result<Reply, CallApiError>>);
+/// Where a request's answer goes.
+pub(crate) type ReplyTx = oneshot::Sender<Result<Reply, CallApiError>>;
+
+pub(crate) type Envelope = (Request, ReplyTx);
 
 /// Subscribers of notifications.
 pub(crate) type Subscribers = Arc<Mutex<Vec<mpsc::UnboundedSender<Notification>>>>;
@@ -50,6 +54,8 @@ pub(crate) struct Driver<S> {
     pub requests: mpsc::UnboundedReceiver<Envelope>,
     pub state: watch::Sender<CallState>,
     pub subscribers: Subscribers,
+    /// The machine's next deadline.
+    pub timer: Deadline,
 }
 
 enum Step {
@@ -67,13 +73,14 @@ impl<S: SignalClient> Driver<S> {
     pub(crate) async fn run(mut self) {
         let mut signal_open = true;
         let mut media_open = true;
+        // The shutdown request, answered when everything is closed.
+        let mut shutdown: Option<ReplyTx> = None;
         loop {
-            let deadline = self.machine.poll_timeout().map(Instant::from_std);
             let step = tokio::select! {
                 req = self.requests.recv() => Step::Request(req),
                 ev = self.signal.next_event(), if signal_open => Step::Signal(ev),
                 input = self.media.next_input(), if media_open => Step::Media(input),
-                () = sleep_until_opt(deadline) => Step::Timer,
+                () = self.timer.wait(self.machine.poll_timeout()) => Step::Timer,
             };
             // Everything the step causes is logged under a span carrying the user and the call.
             let span = tracing::info_span!(
@@ -85,7 +92,7 @@ impl<S: SignalClient> Driver<S> {
                 span.record("call_id", tracing::field::display(info.call_id));
             }
             let stop = self
-                .step(step, &mut signal_open, &mut media_open)
+                .step(step, &mut signal_open, &mut media_open, &mut shutdown)
                 .instrument(span)
                 .await;
             if stop {
@@ -103,20 +110,31 @@ impl<S: SignalClient> Driver<S> {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clear();
+        if let Some(reply) = shutdown {
+            let _ = reply.send(Ok(Reply::Done));
+        }
     }
 
     /// Handles one step and performs its outputs; returns whether the driver must stop.
-    async fn step(&mut self, step: Step, signal_open: &mut bool, media_open: &mut bool) -> bool {
+    async fn step(
+        &mut self,
+        step: Step,
+        signal_open: &mut bool,
+        media_open: &mut bool,
+        closing: &mut Option<ReplyTx>,
+    ) -> bool {
         match step {
             Step::Request(None) => return true,
             Step::Request(Some((req, reply))) => {
                 let shutdown = matches!(req, Request::Shutdown);
                 let result = self.on_request(req).await;
                 self.flush().await;
-                let _ = reply.send(result);
                 if shutdown {
+                    // Answered once the task has closed everything (`run`).
+                    *closing = Some(reply);
                     return true;
                 }
+                let _ = reply.send(result);
             }
             Step::Signal(None) => *signal_open = false,
             Step::Signal(Some(ev)) => {
@@ -220,12 +238,5 @@ impl<S: SignalClient> Driver<S> {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         subs.retain(|tx| tx.send(n.clone()).is_ok());
-    }
-}
-
-async fn sleep_until_opt(deadline: Option<Instant>) {
-    match deadline {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
     }
 }

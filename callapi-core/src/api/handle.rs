@@ -63,6 +63,7 @@ impl CallApi {
             requests: rx,
             state: state_tx,
             subscribers: subscribers.clone(),
+            timer: crate::deadline::Deadline::new(),
         };
         tokio::spawn(driver.run());
         Self {

@@ -327,9 +327,10 @@ impl ConnectionMachine {
         }
     }
 
-    /// A fetch series starting at `now`, its offsets drawn now.
-    fn new_fetch(&mut self, now: Instant) -> FetchSeries {
-        FetchSeries::new(now, self.schedule.token_offsets(&mut self.rng))
+    /// A fetch series starting at `now`, its offsets drawn now. `first`: the fetch of the
+    /// session's very first connection attempt (see [`RetrySchedule::first_attempt_jitter`]).
+    fn new_fetch(&mut self, first: bool, now: Instant) -> FetchSeries {
+        FetchSeries::new(now, self.schedule.token_offsets(first, &mut self.rng))
     }
 
     /// Handles one input at `now`.
@@ -368,7 +369,7 @@ impl ConnectionMachine {
                 };
                 match &self.credentials {
                     Credentials::Token(_) if renewal.is_none() => {
-                        let fetch = self.new_fetch(now);
+                        let fetch = self.new_fetch(false, now);
                         if let Phase::Connected { renewal, .. } = &mut self.phase {
                             *renewal = Some(fetch);
                         }
@@ -541,8 +542,14 @@ impl ConnectionMachine {
         self.schedule_attempt(k + 1, now);
     }
 
+    /// Whether attempt `k` of the current series is the session's very first connection
+    /// attempt (no link yet, and the series' first attempt).
+    fn is_first(&self, k: usize) -> bool {
+        !self.ever_connected && k == 0
+    }
+
     fn schedule_attempt(&mut self, k: usize, now: Instant) {
-        let first = !self.ever_connected && k == 0;
+        let first = self.is_first(k);
         let at = self.series + self.schedule.reconnect_attempt_at(k, first, &mut self.rng);
         if first {
             self.publish(LinkState::Connecting);
@@ -569,7 +576,7 @@ impl ConnectionMachine {
             Some(t) => self.connect(k, t, now),
             None => {
                 // Its first attempt starts in the same `handle_timeout` round if it is due.
-                let fetch = self.new_fetch(now);
+                let fetch = self.new_fetch(self.is_first(k), now);
                 self.phase = Phase::Fetching { k, fetch };
             }
         }
@@ -653,7 +660,7 @@ mod tests {
         let mut r = rng();
         let schedule = RetrySchedule::default();
         let first = t0 + schedule.reconnect_attempt_at(0, true, &mut r);
-        let offsets = schedule.token_offsets(&mut r);
+        let offsets = schedule.token_offsets(true, &mut r);
         (r, schedule, first, offsets)
     }
 
@@ -764,7 +771,7 @@ mod tests {
         // That attempt is overdue (the hung fetch took 15 s), so it started at once: its own
         // token fetch series, with fresh jitter.
         assert!(second <= hung);
-        let refetch = schedule.token_offsets(&mut r);
+        let refetch = schedule.token_offsets(false, &mut r);
         assert!(!refetch[0].is_zero(), "this seed's first fetch is jittered");
         assert_eq!(m.poll_timeout(), Some(hung + refetch[0]));
     }
@@ -1000,6 +1007,62 @@ mod tests {
                 }
             ]
         );
+    }
+
+    #[test]
+    fn without_first_attempt_jitter_the_first_fetch_and_connection_start_at_t0_exactly() {
+        let t0 = Instant::now();
+        let schedule = RetrySchedule::immediate_first_attempt();
+        let mut m = ConnectionMachine::new(
+            ConnConfig {
+                credentials: tokens(),
+                seed: SEED,
+                schedule: schedule.clone(),
+            },
+            t0,
+        );
+        assert_eq!(drain(&mut m), vec![ConnOutput::Link(LinkState::Connecting)]);
+        // The first attempt is due at t0, and so is its token fetch's first try.
+        assert_eq!(m.poll_timeout(), Some(t0));
+        m.handle_timeout(t0);
+        assert_eq!(drain(&mut m), vec![ConnOutput::FetchToken]);
+        assert_eq!(m.poll_timeout(), Some(t0 + ATTEMPT));
+        m.handle_input(ConnInput::TokenFetched(Some("t1".into())), t0);
+        assert_eq!(
+            drain(&mut m),
+            vec![ConnOutput::Connect { token: "t1".into() }]
+        );
+        m.handle_input(ConnInput::Connected, t0);
+        assert_eq!(drain(&mut m), vec![ConnOutput::Link(LinkState::Connected)]);
+
+        // The same seed, in the machine's order: nothing drawn for the first attempt or the
+        // first fetch try, then the fetch's two retries (jittered), then the reconnect.
+        let mut r = rng();
+        let fetch = schedule.token_offsets(true, &mut r);
+        assert_eq!(fetch[0], Duration::ZERO);
+        // A drop with an expired token, a minute later: the reconnect and its token fetch
+        // are jittered.
+        let drop = t0 + Duration::from_secs(60);
+        m.handle_input(
+            ConnInput::LinkClosed {
+                error: Some(ConnectError::TokenExpired),
+            },
+            drop,
+        );
+        let again = schedule.reconnect_attempt_at(0, false, &mut r);
+        assert!(!again.is_zero(), "this seed's reconnect is jittered");
+        assert_eq!(
+            drain(&mut m),
+            vec![ConnOutput::CloseLink, reconnecting(1, again)]
+        );
+        assert_eq!(m.poll_timeout(), Some(drop + again));
+        m.handle_timeout(drop + again);
+        assert_eq!(drain(&mut m), vec![]);
+        let refetch = schedule.token_offsets(false, &mut r);
+        assert!(!refetch[0].is_zero(), "this seed's refetch is jittered");
+        assert_eq!(m.poll_timeout(), Some(drop + again + refetch[0]));
+        m.handle_timeout(drop + again + refetch[0]);
+        assert_eq!(drain(&mut m), vec![ConnOutput::FetchToken]);
     }
 
     #[test]

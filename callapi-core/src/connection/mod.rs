@@ -13,4 +13,4 @@ mod transport;
 pub use credentials::{Credentials, TokenError, TokenFuture, TokenProvider};
 pub use machine::{ConnCommand, ConnConfig, ConnInput, ConnOutput, ConnectionMachine};
 pub use supervisor::{Supervisor, SupervisorConfig};
-pub use transport::{ConnectError, Identity, LinkEvent, Transport, TransportLink};
+pub use transport::{ConnectError, Identity, LinkEvent, Renewal, Transport, TransportLink};

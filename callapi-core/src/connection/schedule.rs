@@ -30,18 +30,18 @@ pub const RECONNECT_EVERY: Duration = Duration::from_secs(60);
 
 /// The retry schedules and the bound of each attempt, as data. [`Default`] is the documented
 /// schedule: token fetches at 0, 1 and 4 s; reconnects at 0, 3, 9, 27, 60 and 120 s, then every
-/// 60 s; each plus a uniform jitter below 2 s (the very first connection attempt included);
-/// every fetch and connection attempt bounded by 15 s.
+/// 60 s; each plus a uniform jitter below 2 s (the very first connection attempt and its token
+/// fetch included); every fetch and connection attempt bounded by 15 s.
 ///
 /// ```
 /// use std::time::Duration;
 /// use callapi_core::connection::schedule::RetrySchedule;
 ///
 /// // A kiosk that should come up at once and retry quickly.
-/// let mut schedule = RetrySchedule::default();
-/// schedule.first_attempt_jitter = false;
+/// let mut schedule = RetrySchedule::immediate_first_attempt();
 /// schedule.reconnect_at = vec![Duration::ZERO, Duration::from_secs(1)];
 /// schedule.reconnect_every = Duration::from_secs(5);
+/// assert!(!schedule.first_attempt_jitter);
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -56,7 +56,11 @@ pub struct RetrySchedule {
     /// Upper bound (exclusive) of the uniform jitter added to every attempt; zero for none.
     pub jitter: Duration,
     /// Whether the session's very first connection attempt is jittered too (it spreads the
-    /// load when many clients start together).
+    /// load when many clients start together). When `false`, that attempt starts at its
+    /// offset exactly, and so does the first try of the token fetch that precedes it: with the
+    /// default offsets, the first token fetch starts at once and the connection follows as soon
+    /// as the token is there. The fetch's retries and every later attempt (reconnects after a
+    /// failure or a drop, renewals) are still jittered.
     pub first_attempt_jitter: bool,
     /// Longest one token fetch or connection attempt may take before it counts as failed.
     pub attempt_timeout: Duration,
@@ -76,6 +80,40 @@ impl Default for RetrySchedule {
 }
 
 impl RetrySchedule {
+    /// The [`Default`] schedule, except that the session's first connection attempt is not
+    /// jittered ([`first_attempt_jitter`](Self::first_attempt_jitter) is `false`): the first
+    /// token fetch and the first connection start at once. For a program started by hand (a
+    /// demo, a command-line tool, a test): the start-up jitter exists to spread a fleet of
+    /// clients that start together, and such a program has no fleet. Reconnects after a drop
+    /// keep the default schedule, jitter included.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use callapi_core::connection::schedule::RetrySchedule;
+    /// use callapi_core::connection::{Credentials, Identity, SupervisorConfig, TokenError};
+    /// use callapi_core::protocol::{DeviceId, UserId};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let identity = Identity {
+    ///     user: UserId::new("alice")?,
+    ///     device: DeviceId::new("laptop")?,
+    /// };
+    /// let tokens = Credentials::token(|| async { Ok::<_, TokenError>("token".to_owned()) });
+    /// let config = SupervisorConfig::new(identity, tokens)
+    ///     .with_schedule(RetrySchedule::immediate_first_attempt());
+    /// assert!(!config.schedule.first_attempt_jitter);
+    /// // Everything else is the default schedule.
+    /// assert_eq!(config.schedule.reconnect_at[1], Duration::from_secs(3));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn immediate_first_attempt() -> Self {
+        Self {
+            first_attempt_jitter: false,
+            ..Self::default()
+        }
+    }
+
     fn jitter(&self, rng: &mut impl Rng) -> Duration {
         let max = u64::try_from(self.jitter.as_millis()).unwrap_or(u64::MAX);
         if max == 0 {
@@ -91,9 +129,19 @@ impl RetrySchedule {
         Some(base + self.jitter(rng))
     }
 
-    /// The offsets of every attempt of one token fetch, drawn at once.
-    pub fn token_offsets(&self, rng: &mut impl Rng) -> Vec<Duration> {
-        (0..).map_while(|k| self.token_attempt_at(k, rng)).collect()
+    /// The offsets of every attempt of one token fetch, drawn at once. `first`: the fetch
+    /// that precedes the session's very first connection attempt, whose first try is
+    /// unjittered unless [`first_attempt_jitter`](Self::first_attempt_jitter) (its retries
+    /// are jittered either way).
+    pub fn token_offsets(&self, first: bool, rng: &mut impl Rng) -> Vec<Duration> {
+        (0..)
+            .map_while(|k| {
+                if k == 0 && first && !self.first_attempt_jitter {
+                    return self.token_fetch_at.first().copied();
+                }
+                self.token_attempt_at(k, rng)
+            })
+            .collect()
     }
 
     /// When reconnect attempt `k` (0-based) starts, from the start of the series. `first`: the
@@ -156,6 +204,36 @@ mod tests {
             assert!(at >= Duration::from_secs(*base) && at < Duration::from_secs(*base) + JITTER);
         }
         assert_eq!(token_attempt_at(3, &mut rng), None);
+    }
+
+    #[test]
+    fn without_first_attempt_jitter_only_the_first_fetch_try_is_exact() {
+        let schedule = RetrySchedule::immediate_first_attempt();
+        assert_eq!(
+            schedule,
+            RetrySchedule {
+                first_attempt_jitter: false,
+                ..RetrySchedule::default()
+            }
+        );
+        let mut a = ChaCha8Rng::seed_from_u64(3);
+        let mut b = ChaCha8Rng::seed_from_u64(3);
+        let first = schedule.token_offsets(true, &mut a);
+        // No draw for the first try: the retries take the draws a jittered first try would
+        // have started with.
+        assert_eq!(first[0], Duration::ZERO);
+        let retries: Vec<_> = [1, 2]
+            .iter()
+            .map(|k| schedule.token_attempt_at(*k, &mut b).unwrap_or_default())
+            .collect();
+        assert_eq!(first[1..], retries[..]);
+        // Any other fetch is jittered, and the default schedule jitters the first one too.
+        let mut c = ChaCha8Rng::seed_from_u64(3);
+        let mut d = ChaCha8Rng::seed_from_u64(3);
+        assert_eq!(
+            schedule.token_offsets(false, &mut c),
+            RetrySchedule::default().token_offsets(true, &mut d)
+        );
     }
 
     #[test]

@@ -3,23 +3,32 @@
 //! pause/resume and link state.
 //!
 //! The decisions are the [`ConnectionMachine`]'s (sans-IO, unit-tested in virtual time); the
-//! supervisor is the shell that performs its outputs: it runs the token fetch and the
-//! connection attempt the machine asks for, owns the live link, and reports back.
+//! supervisor is the shell that performs its outputs: it holds the token fetch, the connection
+//! attempt and the closing links the machine asks for as futures, owns the live link, and
+//! reports back.
+//!
+//! It spawns nothing. It does its work inside [`SignalClient::next_event`], which the `CallApi`
+//! loop polls beside the call's timers and the app's requests, so a received envelope goes
+//! from the link to the call machine, and a sent one from the call machine to the link, in the
+//! same task.
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot, watch};
-use tokio::time::{sleep_until, Instant};
+use futures::stream::{FuturesUnordered, StreamExt};
+use tokio::sync::watch;
+use tokio::time::Instant;
 
+use crate::deadline::Deadline;
 use crate::protocol::Envelope;
 use crate::signal::{LinkState, SignalClient, SignalError, SignalEvent};
 
 use super::credentials::Credentials;
 use super::machine::{ConnCommand, ConnConfig, ConnInput, ConnOutput, ConnectionMachine};
 use super::schedule::{RetrySchedule, ATTEMPT_TIMEOUT};
-use super::transport::{ConnectError, Identity, LinkEvent, Transport, TransportLink};
+use super::transport::{ConnectError, Identity, LinkEvent, Renewal, Transport, TransportLink};
 
 /// Settings of a [`Supervisor`].
 #[derive(Debug, Clone)]
@@ -63,287 +72,118 @@ impl SupervisorConfig {
     }
 }
 
-#[derive(Debug)]
-enum Cmd {
-    Send(Envelope),
-    Conn(ConnCommand),
-    SetCredentials(Credentials, oneshot::Sender<Result<(), SignalError>>),
-}
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
 /// A [`SignalClient`] over a [`Transport`], supervised: it connects at once, fetches tokens with
 /// retries (0 s, 1 s, 4 s, each + 0–2 s jitter, each bounded by 15 s), reconnects after drops
 /// (0, 3, 9, 27, 60, 120 s, then every 60 s, each + 0–2 s jitter) until `disconnect`, renews
 /// tokens in-band on expiry warnings, and stops on permanent errors with `LinkState::Failed`.
-#[derive(Debug)]
-pub struct Supervisor {
-    cmds: mpsc::UnboundedSender<Cmd>,
-    events: mpsc::UnboundedReceiver<SignalEvent>,
-    state: watch::Receiver<LinkState>,
-    scope: Option<String>,
-}
-
-impl Supervisor {
-    /// Starts supervising `transport` on the current tokio runtime. The first attempt follows
-    /// the reconnect schedule like every other: it starts within the 0–2 s jitter (after a token
-    /// fetch, itself jittered), which spreads the load when many clients start together.
-    pub fn start<T: Transport>(transport: T, config: SupervisorConfig) -> Self {
-        let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
-        let (ev_tx, ev_rx) = mpsc::unbounded_channel();
-        let (state_tx, state_rx) = watch::channel(LinkState::Disconnected);
-        let scope = config.credentials.room_scope().map(str::to_owned);
-        let mut schedule = config.schedule;
-        schedule.attempt_timeout = config.attempt_timeout;
-        let machine_config = ConnConfig {
-            credentials: config.credentials,
-            seed: config.seed.unwrap_or_else(rand::random),
-            schedule,
-        };
-        let shell = Shell {
-            identity: config.identity,
-            cmds: cmd_rx,
-            events: ev_tx,
-            state: state_tx,
-        };
-        tokio::spawn(shell.run(transport, machine_config));
-        Self {
-            cmds: cmd_tx,
-            events: ev_rx,
-            state: state_rx,
-            scope,
-        }
-    }
-
-    /// A `watch` of the link state.
-    pub fn link_state(&self) -> watch::Receiver<LinkState> {
-        self.state.clone()
-    }
-
-    fn command(&self, cmd: Cmd) -> Result<(), SignalError> {
-        self.cmds.send(cmd).map_err(|_| SignalError::Closed)
-    }
-}
-
-impl SignalClient for Supervisor {
-    async fn send(&mut self, envelope: Envelope) -> Result<(), SignalError> {
-        if !self.state.borrow().is_connected() {
-            return Err(SignalError::NotConnected);
-        }
-        self.command(Cmd::Send(envelope))
-    }
-
-    async fn next_event(&mut self) -> Option<SignalEvent> {
-        self.events.recv().await
-    }
-
-    async fn renew_token(&mut self, token: String) -> Result<(), SignalError> {
-        self.command(Cmd::Conn(ConnCommand::Renew(token)))
-    }
-
-    async fn close(&mut self) {
-        let _ = self.command(Cmd::Conn(ConnCommand::Close));
-    }
-
-    async fn pause(&mut self) {
-        let _ = self.command(Cmd::Conn(ConnCommand::Pause));
-    }
-
-    async fn resume(&mut self) {
-        let _ = self.command(Cmd::Conn(ConnCommand::Resume));
-    }
-
-    async fn disconnect(&mut self, clear_saved_data: bool) {
-        let _ = self.command(Cmd::Conn(ConnCommand::Disconnect { clear_saved_data }));
-    }
-
-    async fn set_credentials(&mut self, credentials: Credentials) -> Result<(), SignalError> {
-        let scope = credentials.room_scope().map(str::to_owned);
-        let (tx, rx) = oneshot::channel();
-        self.command(Cmd::SetCredentials(credentials, tx))?;
-        rx.await.map_err(|_| SignalError::Closed)??;
-        self.scope = scope;
-        Ok(())
-    }
-
-    fn room_scope(&self) -> Option<String> {
-        self.scope.clone()
-    }
-}
-
-type TokenFetch = Pin<Box<dyn Future<Output = Option<String>> + Send>>;
-
-/// The task's channels to the [`Supervisor`] handle.
-struct Shell {
+///
+/// No task of its own: it works while its owner polls [`next_event`](SignalClient::next_event)
+/// (a `CallApi` always does).
+pub struct Supervisor<T: Transport> {
+    machine: ConnectionMachine,
+    transport: T,
     identity: Identity,
-    cmds: mpsc::UnboundedReceiver<Cmd>,
-    events: mpsc::UnboundedSender<SignalEvent>,
+    /// The token fetch under way.
+    fetch: Option<BoxFuture<Option<String>>>,
+    /// The connection attempt under way.
+    connect: Option<BoxFuture<Result<T::Link, ConnectError>>>,
+    /// The live link.
+    link: Option<T::Link>,
+    /// Links closing politely, beside everything else.
+    closing: FuturesUnordered<BoxFuture<()>>,
+    /// What to report before polling anything again.
+    events: VecDeque<SignalEvent>,
     state: watch::Sender<LinkState>,
+    scope: Option<String>,
+    /// The machine's next deadline, kept between polls.
+    timer: Deadline,
 }
 
-/// What the shell holds for the machine: the token fetch under way, the live link, and the
-/// connection attempt to start (or under way, until it is abandoned).
-struct Io<L> {
-    fetch: Option<TokenFetch>,
-    link: Option<L>,
-    connect: Option<String>,
-    abandon_connect: bool,
+impl<T: Transport> std::fmt::Debug for Supervisor<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Supervisor")
+            .field("identity", &self.identity)
+            .field("state", &*self.state.borrow())
+            .field("connecting", &self.connect.is_some())
+            .field("linked", &self.link.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 fn now() -> std::time::Instant {
     Instant::now().into_std()
 }
 
-/// The machine's next deadline on tokio's clock (forever when it has none).
-async fn machine_timer(deadline: Option<std::time::Instant>) {
-    match deadline {
-        Some(at) => sleep_until(Instant::from_std(at)).await,
+/// Waits for `slot`'s future, then empties the slot; forever when it is empty.
+async fn take_when_done<F: Future + Unpin>(slot: &mut Option<F>) -> F::Output {
+    let out = match slot.as_mut() {
+        Some(f) => f.await,
         None => std::future::pending().await,
-    }
+    };
+    *slot = None;
+    out
 }
 
-impl Shell {
-    async fn run<T: Transport>(mut self, mut transport: T, config: ConnConfig) {
-        let mut machine = ConnectionMachine::new(config, now());
-        let mut io: Io<T::Link> = Io {
+impl<T: Transport> Supervisor<T> {
+    /// Supervises `transport`. The schedule's clock starts now; the work happens while the
+    /// supervisor is polled. The first attempt follows the reconnect schedule like every other:
+    /// it starts within the 0–2 s jitter (after a token fetch, itself jittered), which spreads
+    /// the load when many clients start together (see [`RetrySchedule::first_attempt_jitter`]).
+    pub fn start(transport: T, config: SupervisorConfig) -> Self {
+        let (state, _) = watch::channel(LinkState::Disconnected);
+        let scope = config.credentials.room_scope().map(str::to_owned);
+        let mut schedule = config.schedule;
+        schedule.attempt_timeout = config.attempt_timeout;
+        let machine = ConnectionMachine::new(
+            ConnConfig {
+                credentials: config.credentials,
+                seed: config.seed.unwrap_or_else(rand::random),
+                schedule,
+            },
+            now(),
+        );
+        Self {
+            machine,
+            transport,
+            identity: config.identity,
             fetch: None,
-            link: None,
             connect: None,
-            abandon_connect: false,
-        };
-        loop {
-            self.perform(&mut machine, &mut io).await;
-            if machine.is_closed() {
-                break;
-            }
-            if let Some(token) = io.connect.take() {
-                self.connecting(&mut transport, &token, &mut machine, &mut io)
-                    .await;
-                continue;
-            }
-            let input = tokio::select! {
-                cmd = self.cmds.recv() => self.command(cmd, &mut machine, &mut io).await,
-                () = machine_timer(machine.poll_timeout()) => {
-                    machine.handle_timeout(now());
-                    None
-                }
-                token = async {
-                    match io.fetch.as_mut() {
-                        Some(f) => f.await,
-                        None => std::future::pending().await,
-                    }
-                } => {
-                    io.fetch = None;
-                    Some(ConnInput::TokenFetched(token))
-                }
-                ev = async {
-                    match io.link.as_mut() {
-                        Some(l) => l.next_event().await,
-                        None => std::future::pending().await,
-                    }
-                } => match ev {
-                    Some(LinkEvent::Message(env)) => {
-                        let _ = self.events.send(SignalEvent::Message(env));
-                        None
-                    }
-                    Some(LinkEvent::Invalid(err)) => {
-                        let _ = self.events.send(SignalEvent::Invalid(err));
-                        None
-                    }
-                    Some(LinkEvent::TokenWillExpire) => Some(ConnInput::TokenWillExpire),
-                    Some(LinkEvent::Closed { error }) => Some(ConnInput::LinkClosed { error }),
-                    None => Some(ConnInput::LinkClosed { error: None }),
-                },
-            };
-            if let Some(input) = input {
-                machine.handle_input(input, now());
-            }
-        }
-        // Closed: whatever is left goes.
-        if let Some(mut l) = io.link.take() {
-            l.close().await;
+            link: None,
+            closing: FuturesUnordered::new(),
+            events: VecDeque::new(),
+            state,
+            scope,
+            timer: Deadline::new(),
         }
     }
 
-    /// One connection attempt, until it ends or the machine abandons it (its bound passed, or
-    /// a command stopped it).
-    async fn connecting<T: Transport>(
-        &mut self,
-        transport: &mut T,
-        token: &str,
-        machine: &mut ConnectionMachine,
-        io: &mut Io<T::Link>,
-    ) {
-        let identity = self.identity.clone();
-        let attempt = transport.connect(&identity, token);
-        tokio::pin!(attempt);
-        io.abandon_connect = false;
-        loop {
-            let input = tokio::select! {
-                result = &mut attempt => {
-                    let input = match result {
-                        Ok(l) => {
-                            io.link = Some(l);
-                            ConnInput::Connected
-                        }
-                        Err(err) => ConnInput::ConnectFailed(err),
-                    };
-                    machine.handle_input(input, now());
-                    return;
-                }
-                cmd = self.cmds.recv() => self.command(cmd, machine, io).await,
-                () = machine_timer(machine.poll_timeout()) => {
-                    machine.handle_timeout(now());
-                    None
-                }
-            };
-            if let Some(input) = input {
-                machine.handle_input(input, now());
-            }
-            self.perform(machine, io).await;
-            if io.abandon_connect {
-                return;
-            }
-        }
+    /// A `watch` of the link state.
+    pub fn link_state(&self) -> watch::Receiver<LinkState> {
+        self.state.subscribe()
     }
 
-    /// Answers a command; what the machine must hear is returned.
-    async fn command<L: TransportLink>(
-        &mut self,
-        cmd: Option<Cmd>,
-        machine: &mut ConnectionMachine,
-        io: &mut Io<L>,
-    ) -> Option<ConnInput> {
-        match cmd {
-            Some(Cmd::Send(env)) => {
-                // No link: dropped (the reliable layer retransmits).
-                if let Some(l) = io.link.as_mut() {
-                    if let Err(err) = l.send(env).await {
-                        tracing::debug!(%err, "link did not take an envelope");
-                    }
-                }
-                None
-            }
-            Some(Cmd::Conn(c)) => Some(ConnInput::Command(c)),
-            Some(Cmd::SetCredentials(c, reply)) => {
-                let _ = reply.send(machine.set_credentials(c));
-                None
-            }
-            None => Some(ConnInput::Command(ConnCommand::Close)),
-        }
+    /// Gives the machine `input` and performs what it asks.
+    async fn input(&mut self, input: ConnInput) {
+        self.machine.handle_input(input, now());
+        self.perform().await;
     }
 
-    /// Performs the machine's outputs.
-    async fn perform<L: TransportLink>(&mut self, machine: &mut ConnectionMachine, io: &mut Io<L>) {
-        while let Some(out) = machine.poll_output() {
+    /// Performs the machine's outputs. Nothing here waits on the network: attempts, fetches
+    /// and closes become futures polled by [`next_event`](SignalClient::next_event).
+    async fn perform(&mut self) {
+        while let Some(out) = self.machine.poll_output() {
             match out {
                 ConnOutput::Link(state) => {
                     tracing::debug!(?state, user = %self.identity.user, "link state");
                     self.state.send_replace(state.clone());
-                    let _ = self.events.send(SignalEvent::Link(state));
+                    self.events.push_back(SignalEvent::Link(state));
                 }
                 ConnOutput::FetchToken => {
-                    if let Credentials::Token(provider) = machine.credentials() {
+                    if let Credentials::Token(provider) = self.machine.credentials() {
                         let f = provider.fetch();
-                        io.fetch = Some(Box::pin(async move {
+                        self.fetch = Some(Box::pin(async move {
                             match f.await {
                                 Ok(token) => Some(token),
                                 Err(err) => {
@@ -354,28 +194,147 @@ impl Shell {
                         }));
                     }
                 }
-                ConnOutput::AbandonFetch => io.fetch = None,
-                ConnOutput::Connect { token } => io.connect = Some(token),
-                ConnOutput::AbandonConnect => {
-                    io.connect = None;
-                    io.abandon_connect = true;
+                ConnOutput::AbandonFetch => self.fetch = None,
+                ConnOutput::Connect { token } => {
+                    self.connect = Some(Box::pin(self.transport.connect(&self.identity, &token)));
                 }
+                ConnOutput::AbandonConnect => self.connect = None,
                 ConnOutput::Renew { token } => {
-                    let result = match io.link.as_mut() {
+                    let renewal = match self.link.as_mut() {
                         Some(l) => l.renew(&token).await,
-                        None => Err(ConnectError::Transient("the link is gone".into())),
+                        None => {
+                            Renewal::Done(Err(ConnectError::Transient("the link is gone".into())))
+                        }
                     };
-                    machine.handle_input(ConnInput::Renewed(result), now());
-                }
-                ConnOutput::CloseLink => {
-                    if let Some(mut l) = io.link.take() {
-                        l.close().await;
+                    if let Renewal::Done(result) = renewal {
+                        self.machine.handle_input(ConnInput::Renewed(result), now());
                     }
                 }
-                ConnOutput::TokenWillExpire => {
-                    let _ = self.events.send(SignalEvent::TokenWillExpire);
+                ConnOutput::CloseLink => {
+                    if let Some(mut l) = self.link.take() {
+                        self.closing.push(Box::pin(async move { l.close().await }));
+                    }
                 }
+                ConnOutput::TokenWillExpire => self.events.push_back(SignalEvent::TokenWillExpire),
             }
         }
+    }
+
+    /// What a link event means: an event for the owner, or an input for the machine.
+    fn on_link_event(&mut self, event: Option<LinkEvent>) -> Result<SignalEvent, ConnInput> {
+        match event {
+            Some(LinkEvent::Message(env)) => Ok(SignalEvent::Message(env)),
+            Some(LinkEvent::Invalid(err)) => Ok(SignalEvent::Invalid(err)),
+            Some(LinkEvent::TokenWillExpire) => Err(ConnInput::TokenWillExpire),
+            Some(LinkEvent::Renewed(result)) => Err(ConnInput::Renewed(result)),
+            Some(LinkEvent::Closed { error }) => {
+                // Already closed: nothing to close politely, never polled again.
+                self.link = None;
+                Err(ConnInput::LinkClosed { error })
+            }
+            None => {
+                self.link = None;
+                Err(ConnInput::LinkClosed { error: None })
+            }
+        }
+    }
+
+    async fn command(&mut self, cmd: ConnCommand) {
+        self.input(ConnInput::Command(cmd)).await;
+    }
+}
+
+impl<T: Transport> SignalClient for Supervisor<T> {
+    async fn send(&mut self, envelope: Envelope) -> Result<(), SignalError> {
+        match self.link.as_mut() {
+            Some(l) if self.state.borrow().is_connected() => l.send(envelope).await,
+            _ => Err(SignalError::NotConnected),
+        }
+    }
+
+    /// Drives the supervision (token fetches, attempts, timers, the link's I/O) until there is
+    /// something to report. Cancel-safe: what is under way lives in the supervisor.
+    async fn next_event(&mut self) -> Option<SignalEvent> {
+        loop {
+            self.perform().await;
+            if let Some(ev) = self.events.pop_front() {
+                return Some(ev);
+            }
+            if self.machine.is_closed() && self.closing.is_empty() {
+                return None;
+            }
+            let Self {
+                machine,
+                fetch,
+                connect,
+                link,
+                closing,
+                timer,
+                ..
+            } = self;
+            let input = tokio::select! {
+                ev = async {
+                    match link.as_mut() {
+                        Some(l) => l.next_event().await,
+                        None => std::future::pending().await,
+                    }
+                } => match self.on_link_event(ev) {
+                    Ok(ev) => return Some(ev),
+                    Err(input) => Some(input),
+                },
+                () = timer.wait(machine.poll_timeout()) => {
+                    machine.handle_timeout(now());
+                    None
+                }
+                token = take_when_done(fetch) => Some(ConnInput::TokenFetched(token)),
+                result = take_when_done(connect) => Some(match result {
+                    Ok(l) => {
+                        self.link = Some(l);
+                        ConnInput::Connected
+                    }
+                    Err(err) => ConnInput::ConnectFailed(err),
+                }),
+                Some(()) = closing.next(), if !closing.is_empty() => None,
+            };
+            if let Some(input) = input {
+                self.machine.handle_input(input, now());
+            }
+        }
+    }
+
+    async fn renew_token(&mut self, token: String) -> Result<(), SignalError> {
+        self.command(ConnCommand::Renew(token)).await;
+        Ok(())
+    }
+
+    /// Closes the link and waits (within the backend's bound) for it to close.
+    async fn close(&mut self) {
+        self.command(ConnCommand::Close).await;
+        while self.closing.next().await.is_some() {}
+    }
+
+    async fn pause(&mut self) {
+        self.command(ConnCommand::Pause).await;
+    }
+
+    async fn resume(&mut self) {
+        self.command(ConnCommand::Resume).await;
+    }
+
+    async fn disconnect(&mut self, clear_saved_data: bool) {
+        self.command(ConnCommand::Disconnect { clear_saved_data })
+            .await;
+    }
+
+    async fn set_credentials(&mut self, credentials: Credentials) -> Result<(), SignalError> {
+        let scope = credentials.room_scope().map(str::to_owned);
+        self.machine.set_credentials(credentials)?;
+        self.perform().await;
+        self.scope = scope;
+        Ok(())
+    }
+
+    fn room_scope(&self) -> Option<String> {
+        self.scope.clone()
     }
 }

@@ -162,7 +162,7 @@ pub fn supervisor(
     id: Identity,
     credentials: Credentials,
     seed: u64,
-) -> (Supervisor, MockTransportControl) {
+) -> (Supervisor<MockTransport>, MockTransportControl) {
     let (transport, control) = MockTransport::new(net.clone());
     let sup = Supervisor::start(
         transport,
@@ -173,7 +173,10 @@ pub fn supervisor(
 
 /// Reads supervisor events until `state` is reported; returns the link states seen (the last
 /// one included).
-pub async fn sup_wait_link(sup: &mut Supervisor, state: &LinkState) -> Vec<LinkState> {
+pub async fn sup_wait_link(
+    sup: &mut Supervisor<MockTransport>,
+    state: &LinkState,
+) -> Vec<LinkState> {
     let mut seen = Vec::new();
     tokio::time::timeout(WAIT, async {
         loop {
@@ -191,8 +194,28 @@ pub async fn sup_wait_link(sup: &mut Supervisor, state: &LinkState) -> Vec<LinkS
     seen
 }
 
+/// Drives the supervisor (it works only while polled) until `deadline`; returns what it
+/// reported meanwhile.
+pub async fn sup_run_until(
+    sup: &mut Supervisor<MockTransport>,
+    deadline: Instant,
+) -> Vec<SignalEvent> {
+    let mut seen = Vec::new();
+    loop {
+        tokio::select! {
+            ev = sup.next_event() => seen.push(ev.expect("supervisor open")),
+            () = tokio::time::sleep_until(deadline) => return seen,
+        }
+    }
+}
+
+/// [`sup_run_until`] for `d` from now.
+pub async fn sup_run_for(sup: &mut Supervisor<MockTransport>, d: Duration) -> Vec<SignalEvent> {
+    sup_run_until(sup, Instant::now() + d).await
+}
+
 /// Reads supervisor events that are already waiting, without waiting.
-pub async fn sup_pending_events(sup: &mut Supervisor) -> Vec<SignalEvent> {
+pub async fn sup_pending_events(sup: &mut Supervisor<MockTransport>) -> Vec<SignalEvent> {
     let mut out = Vec::new();
     while let Ok(Some(ev)) = tokio::time::timeout(Duration::ZERO, sup.next_event()).await {
         out.push(ev);

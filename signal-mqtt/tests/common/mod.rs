@@ -1,7 +1,7 @@
 //! Shared helpers of the signal-mqtt tests: a real Mosquitto started with the shipped
 //! configuration and client id plugin (killed on drop), a transport wrapper that counts
-//! connection attempts, `CallApi` devices over supervised MQTT transports, and supervisor seeds
-//! whose jitter is short.
+//! connection attempts, `CallApi` devices over supervised MQTT transports that connect at once,
+//! and supervisor seeds whose jitter is short where a test waits.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{BufRead, BufReader};
@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use callapi_core::call::{CallConfig, CallEvent, CallState, Notification, PrepareConfig};
-use callapi_core::connection::schedule::reconnect_attempt_at;
+use callapi_core::connection::schedule::{reconnect_attempt_at, RetrySchedule};
 use callapi_core::connection::{
     ConnectError, Credentials, Identity, Supervisor, SupervisorConfig, TokenError, Transport,
 };
@@ -422,24 +422,33 @@ where
 {
     type Link = T::Link;
 
-    async fn connect(&mut self, identity: &Identity, token: &str) -> Result<T::Link, ConnectError> {
+    fn connect(
+        &mut self,
+        identity: &Identity,
+        token: &str,
+    ) -> impl std::future::Future<Output = Result<T::Link, ConnectError>> + Send + 'static {
         let at = Instant::now();
-        let result = self.inner.connect(identity, token).await;
-        let record = Attempt {
-            at,
-            result: result.as_ref().map(|_| ()).map_err(Clone::clone),
-        };
-        self.attempts.log.lock().unwrap().push(record);
-        self.attempts.tx.send_modify(|c| *c += 1);
-        result
+        let attempt = self.inner.connect(identity, token);
+        let attempts = self.attempts.clone();
+        async move {
+            let result = attempt.await;
+            let record = Attempt {
+                at,
+                result: result.as_ref().map(|_| ()).map_err(Clone::clone),
+            };
+            attempts.log.lock().unwrap().push(record);
+            attempts.tx.send_modify(|c| *c += 1);
+            result
+        }
     }
 }
 
 // ---------------------------------------------------------------- supervisor seeds
 
-/// The jitter draws (in ms) of a supervisor seeded with `seed`, in the order it draws them.
-/// For a device with token credentials: draw 0 = first connection, 1..=3 = the first token
-/// fetch series (attempts at 0/1/4 s + jitter), then one per reconnect attempt, and three more
+/// The jitter draws (in ms) of a [`Device`]'s supervisor seeded with `seed`, in the order it
+/// draws them. Its first connection attempt and its first token fetch try are not jittered
+/// ([`RetrySchedule::immediate_first_attempt`]): draws 0 and 1 = the retries of the first
+/// token fetch (at 1 and 4 s + jitter), then one per reconnect attempt, and three more
 /// whenever it fetches a token again.
 pub fn jitter_draws(seed: u64, n: usize) -> Vec<Duration> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
@@ -458,21 +467,6 @@ pub fn seed_where(windows: &[(usize, u64, u64)]) -> u64 {
             })
         })
         .expect("a seed in range")
-}
-
-/// A seed whose first connection and first token fetch both start within 100 ms.
-pub fn quick_start_seed(salt: u64) -> u64 {
-    // Different devices get different seeds (the salt skips that many matches).
-    let mut seed = 0;
-    let mut found = 0;
-    while found <= salt {
-        seed += 1;
-        let d = jitter_draws(seed, 2);
-        if d.iter().all(|x| *x < Duration::from_millis(100)) {
-            found += 1;
-        }
-    }
-    seed
 }
 
 // ---------------------------------------------------------------- CallApi devices
@@ -500,7 +494,9 @@ pub fn fixed_token(token: &str) -> Credentials {
 
 impl Device {
     /// Starts a device and prepares it in `{user}-room` at once (before its link is up, so an
-    /// invite waiting at the broker finds it ready).
+    /// invite waiting at the broker finds it ready). Its supervisor, seeded with `sup_seed`,
+    /// connects at once ([`RetrySchedule::immediate_first_attempt`]) and reconnects on the
+    /// default schedule.
     pub async fn start(config: MqttConfig, u: &str, d: &str, token: &str, sup_seed: u64) -> Self {
         Self::start_with(
             config,
@@ -525,7 +521,9 @@ impl Device {
         let (transport, attempts) = Counted::new(MqttTransport::new(config));
         let signal = Supervisor::start(
             transport,
-            SupervisorConfig::new(identity(u, d), fixed_token(token)).with_seed(sup_seed),
+            SupervisorConfig::new(identity(u, d), fixed_token(token))
+                .with_seed(sup_seed)
+                .with_schedule(RetrySchedule::immediate_first_attempt()),
         );
         let (media, control) = MockMedia::with_behavior(MockMediaBehavior {
             emit_signal: true,

@@ -1,34 +1,33 @@
-//! A live client connection: a task owns the socket (reads, writes, pings, watches for
-//! silence); [`WsLink`] talks to it through channels, so `next_event` is cancel-safe.
+//! A live client connection, driven from the owner's task: [`WsLink::next_event`] does the
+//! socket's I/O (reads, queued writes, pings, the silence and write-stall watch) and keeps
+//! everything in the link, so the future can be dropped at any point without losing a frame.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use callapi_core::connection::{ConnectError, LinkEvent, TransportLink};
+use callapi_core::connection::{ConnectError, LinkEvent, Renewal, TransportLink};
 use callapi_core::protocol::{decode_str, encode_string, DecodeError, Envelope};
 use callapi_core::signal::SignalError;
-use futures::{SinkExt, StreamExt};
-use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::{mpsc, oneshot};
-use tokio::task::JoinHandle;
-use tokio::time::{sleep_until, timeout, Instant};
+use futures::{Sink, SinkExt, Stream, StreamExt};
+use tokio::net::TcpStream;
+use tokio::time::{sleep_until, timeout, Instant, Sleep};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use super::transport::Hello;
 use super::ClientOptions;
 use crate::frames::{close_code, ClientFrame, ErrorCode, Probe, ServerFrame};
 
-type RenewReply = oneshot::Sender<Result<(), ConnectError>>;
+/// Frames a link queues for a socket that does not take them; beyond, `send` fails (the
+/// reliable layer retransmits) and a socket that stays stalled is declared dead.
+const MAX_QUEUED_FRAMES: usize = 1024;
 
-enum Cmd {
-    Send(String),
-    Renew(String, RenewReply),
-    Close(oneshot::Sender<()>),
-}
+type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// What a server close frame means to the supervisor.
 pub(crate) fn close_error(frame: Option<&CloseFrame>) -> Option<ConnectError> {
@@ -47,66 +46,80 @@ pub(crate) fn close_error(frame: Option<&CloseFrame>) -> Option<ConnectError> {
     }
 }
 
-/// A live WebSocket link (what [`WsTransport`](super::WsTransport) connects).
-#[derive(Debug)]
+/// A live WebSocket link (what [`WsTransport`](super::WsTransport) connects). It has no task:
+/// its owner's calls to [`next_event`](TransportLink::next_event) move its bytes.
 pub struct WsLink {
-    cmds: mpsc::UnboundedSender<Cmd>,
-    events: mpsc::UnboundedReceiver<LinkEvent>,
-    task: JoinHandle<()>,
-    user: String,
-    device: String,
-    exp: Arc<AtomicU64>,
-    room: Option<String>,
+    ws: Socket,
+    /// Frames waiting for the socket to take them, in order.
+    outbox: VecDeque<Message>,
+    /// Frames the socket took that are not flushed yet.
+    unflushed: bool,
+    /// Events not yet taken by the owner.
+    events: VecDeque<LinkEvent>,
+    /// The link ended: `Closed` is (or was) reported, nothing more follows.
+    ended: bool,
+    /// Wakes the owner at the earliest of the deadlines below.
+    timer: Pin<Box<Sleep>>,
+    /// When the server was last heard from.
+    last_seen: Instant,
+    /// When the next ping goes out.
+    next_ping: Instant,
+    /// Since when frames have waited for the socket.
+    stalled_since: Option<Instant>,
+    /// The answer to the renewal under way is due by then.
+    renew_due: Option<Instant>,
+    ping_interval: Duration,
+    dead_after: Duration,
     renew_timeout: Duration,
     close_timeout: Duration,
+    user: String,
+    device: String,
+    exp: u64,
+    room: Option<String>,
 }
 
-impl std::fmt::Debug for Cmd {
+impl std::fmt::Debug for WsLink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Cmd::Send(_) => "Send",
-            Cmd::Renew(..) => "Renew",
-            Cmd::Close(_) => "Close",
-        })
+        f.debug_struct("WsLink")
+            .field("user", &self.user)
+            .field("device", &self.device)
+            .field("queued", &self.outbox.len())
+            .field("ended", &self.ended)
+            .finish_non_exhaustive()
     }
 }
 
 impl WsLink {
-    pub(crate) fn start<S>(ws: WebSocketStream<S>, hello: Hello, options: &ClientOptions) -> Self
-    where
-        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    {
-        let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
-        let (ev_tx, ev_rx) = mpsc::unbounded_channel();
+    pub(crate) fn new(ws: Socket, hello: Hello, options: &ClientOptions) -> Self {
         let Hello {
             user,
             device,
             exp,
             room,
         } = hello;
-        let exp = Arc::new(AtomicU64::new(exp));
-        let task = LinkTask {
-            ws,
-            cmds: cmd_rx,
-            events: ev_tx,
-            ping_interval: options.ping_interval,
-            dead_after: options
-                .ping_interval
-                .saturating_mul(options.missed_pongs.max(1)),
-            close_timeout: options.close_timeout,
-            pending_renew: None,
-            exp: exp.clone(),
-        };
+        let now = Instant::now();
+        let dead_after = options
+            .ping_interval
+            .saturating_mul(options.missed_pongs.max(1));
         Self {
-            cmds: cmd_tx,
-            events: ev_rx,
-            task: tokio::spawn(task.run()),
+            ws,
+            outbox: VecDeque::new(),
+            unflushed: false,
+            events: VecDeque::new(),
+            ended: false,
+            timer: Box::pin(sleep_until(now + options.ping_interval)),
+            last_seen: now,
+            next_ping: now + options.ping_interval,
+            stalled_since: None,
+            renew_due: None,
+            ping_interval: options.ping_interval,
+            dead_after,
+            renew_timeout: options.renew_timeout,
+            close_timeout: options.close_timeout,
             user,
             device,
             exp,
             room,
-            renew_timeout: options.renew_timeout,
-            close_timeout: options.close_timeout,
         }
     }
 
@@ -127,154 +140,157 @@ impl WsLink {
 
     /// When the link's token expires (seconds since the Unix epoch; updated by renewals).
     pub fn expires_at(&self) -> u64 {
-        self.exp.load(Ordering::Relaxed)
-    }
-}
-
-impl Drop for WsLink {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-impl TransportLink for WsLink {
-    async fn send(&mut self, envelope: Envelope) -> Result<(), SignalError> {
-        let text = encode_string(&envelope).map_err(|e| SignalError::Rejected(e.to_string()))?;
-        self.cmds
-            .send(Cmd::Send(text))
-            .map_err(|_| SignalError::NotConnected)
+        self.exp
     }
 
-    async fn next_event(&mut self) -> Option<LinkEvent> {
-        self.events.recv().await
-    }
-
-    async fn renew(&mut self, token: &str) -> Result<(), ConnectError> {
-        let (tx, rx) = oneshot::channel();
-        self.cmds
-            .send(Cmd::Renew(token.to_owned(), tx))
-            .map_err(|_| ConnectError::Transient("link closed".into()))?;
-        match timeout(self.renew_timeout, rx).await {
-            Ok(Ok(result)) => result,
-            Ok(Err(_)) => Err(ConnectError::Transient("link closed".into())),
-            Err(_) => Err(ConnectError::Transient(format!(
-                "no answer to the renewal within {:?}",
-                self.renew_timeout
-            ))),
-        }
-    }
-
-    async fn close(&mut self) {
-        let (tx, rx) = oneshot::channel();
-        if self.cmds.send(Cmd::Close(tx)).is_ok() {
-            let _ = timeout(self.close_timeout.saturating_mul(3), rx).await;
-        }
-        self.task.abort();
-    }
-}
-
-struct LinkTask<S> {
-    ws: WebSocketStream<S>,
-    cmds: mpsc::UnboundedReceiver<Cmd>,
-    events: mpsc::UnboundedSender<LinkEvent>,
-    ping_interval: Duration,
-    dead_after: Duration,
-    close_timeout: Duration,
-    pending_renew: Option<RenewReply>,
-    exp: Arc<AtomicU64>,
-}
-
-enum Step {
-    Go,
-    /// The link ended; tell the supervisor why.
-    Ended(Option<ConnectError>),
-    /// Closed on request; nothing to report.
-    Quiet,
-}
-
-impl<S> LinkTask<S>
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    async fn run(mut self) {
-        let mut last_seen = Instant::now();
-        let mut ping =
-            tokio::time::interval_at(Instant::now() + self.ping_interval, self.ping_interval);
-        ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let end = loop {
-            let step = tokio::select! {
-                msg = self.ws.next() => {
-                    last_seen = Instant::now();
-                    match msg {
-                        Some(Ok(Message::Text(text))) => self.on_text(&text),
-                        Some(Ok(Message::Close(frame))) => {
-                            let _ = timeout(self.close_timeout, self.ws.close(None)).await;
-                            Step::Ended(close_error(frame.as_ref()))
-                        }
-                        Some(Ok(_)) => Step::Go,
-                        Some(Err(err)) => {
-                            tracing::debug!(%err, "signaling socket error");
-                            Step::Ended(None)
-                        }
-                        None => Step::Ended(None),
-                    }
-                }
-                cmd = self.cmds.recv() => match cmd {
-                    Some(Cmd::Send(text)) => self.send(Message::text(text)).await,
-                    Some(Cmd::Renew(token, reply)) => {
-                        if let Some(old) = self.pending_renew.replace(reply) {
-                            let _ = old.send(Err(ConnectError::Transient("superseded by a newer renewal".into())));
-                        }
-                        match serde_json::to_string(&ClientFrame::Renew { token }) {
-                            Ok(json) => self.send(Message::text(json)).await,
-                            Err(_) => Step::Go,
-                        }
-                    }
-                    Some(Cmd::Close(done)) => {
-                        self.close().await;
-                        let _ = done.send(());
-                        Step::Quiet
-                    }
-                    None => {
-                        self.close().await;
-                        Step::Quiet
-                    }
-                },
-                _ = ping.tick() => self.send(Message::Ping(Default::default())).await,
-                () = sleep_until(last_seen + self.dead_after) => {
-                    tracing::info!("signaling server silent for {:?}; treating the link as dead", self.dead_after);
-                    Step::Ended(None)
-                }
-            };
-            match step {
-                Step::Go => {}
-                other => break other,
+    /// Ends the link: `Closed { error }` is its last event.
+    fn end(&mut self, error: Option<ConnectError>) {
+        if !self.ended {
+            self.ended = true;
+            self.outbox.clear();
+            if self.renew_due.take().is_some() {
+                // The renewal under way gets the link's end as its answer.
+                let why = error
+                    .clone()
+                    .unwrap_or_else(|| ConnectError::Transient("link closed".into()));
+                self.events.push_back(LinkEvent::Renewed(Err(why)));
             }
-        };
-        let (error, report) = match end {
-            Step::Ended(error) => (error, true),
-            _ => (None, false),
-        };
-        if let Some(reply) = self.pending_renew.take() {
-            let _ = reply.send(Err(error
-                .clone()
-                .unwrap_or_else(|| ConnectError::Transient("link closed".into()))));
-        }
-        if report {
-            let _ = self.events.send(LinkEvent::Closed { error });
+            self.events.push_back(LinkEvent::Closed { error });
         }
     }
 
-    fn on_text(&mut self, text: &str) -> Step {
+    /// Hands queued frames to the socket and flushes, as far as it takes them now.
+    fn poll_write(&mut self, cx: &mut Context<'_>, now: Instant) {
+        while !self.outbox.is_empty() {
+            match Pin::new(&mut self.ws).poll_ready(cx) {
+                Poll::Ready(Ok(())) => {}
+                Poll::Ready(Err(err)) => return self.write_failed(&err),
+                Poll::Pending => break,
+            }
+            let Some(frame) = self.outbox.pop_front() else {
+                break;
+            };
+            if let Err(err) = Pin::new(&mut self.ws).start_send(frame) {
+                return self.write_failed(&err);
+            }
+            self.unflushed = true;
+        }
+        if self.unflushed {
+            match Pin::new(&mut self.ws).poll_flush(cx) {
+                Poll::Ready(Ok(())) => self.unflushed = false,
+                Poll::Ready(Err(err)) => return self.write_failed(&err),
+                Poll::Pending => {}
+            }
+        }
+        self.stalled_since = if self.unflushed || !self.outbox.is_empty() {
+            self.stalled_since.or(Some(now))
+        } else {
+            None
+        };
+    }
+
+    fn write_failed(&mut self, err: &dyn std::fmt::Display) {
+        tracing::debug!(%err, "signaling write failed");
+        self.end(None);
+    }
+
+    /// The link's work: events first, then deadlines, writes and reads.
+    fn poll_event(&mut self, cx: &mut Context<'_>) -> Poll<Option<LinkEvent>> {
+        loop {
+            if let Some(ev) = self.events.pop_front() {
+                return Poll::Ready(Some(ev));
+            }
+            if self.ended {
+                return Poll::Ready(None);
+            }
+            let now = Instant::now();
+            if now >= self.last_seen + self.dead_after {
+                tracing::info!(
+                    "signaling server silent for {:?}; treating the link as dead",
+                    self.dead_after
+                );
+                self.end(None);
+                continue;
+            }
+            if self
+                .stalled_since
+                .is_some_and(|since| now >= since + self.dead_after)
+            {
+                tracing::info!("signaling write stalled; treating the link as dead");
+                self.end(None);
+                continue;
+            }
+            if self.renew_due.is_some_and(|due| now >= due) {
+                self.renew_due = None;
+                self.events
+                    .push_back(LinkEvent::Renewed(Err(ConnectError::Transient(format!(
+                        "no answer to the renewal within {:?}",
+                        self.renew_timeout
+                    )))));
+                continue;
+            }
+            if now >= self.next_ping {
+                self.next_ping = now + self.ping_interval;
+                self.outbox.push_back(Message::Ping(Default::default()));
+            }
+            self.poll_write(cx, now);
+            if self.ended {
+                continue;
+            }
+            match Pin::new(&mut self.ws).poll_next(cx) {
+                Poll::Ready(Some(Ok(msg))) => {
+                    self.last_seen = now;
+                    self.on_message(msg);
+                    continue;
+                }
+                Poll::Ready(Some(Err(err))) => {
+                    tracing::debug!(%err, "signaling socket error");
+                    self.end(None);
+                    continue;
+                }
+                Poll::Ready(None) => {
+                    self.end(None);
+                    continue;
+                }
+                Poll::Pending => {}
+            }
+            let mut due = (self.last_seen + self.dead_after).min(self.next_ping);
+            if let Some(since) = self.stalled_since {
+                due = due.min(since + self.dead_after);
+            }
+            if let Some(at) = self.renew_due {
+                due = due.min(at);
+            }
+            if self.timer.deadline() != due {
+                self.timer.as_mut().reset(due);
+            }
+            if self.timer.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+        }
+    }
+
+    fn on_message(&mut self, msg: Message) {
+        match msg {
+            Message::Text(text) => self.on_text(&text),
+            Message::Close(frame) => {
+                // tungstenite queues the reply; it goes out with the next write or flush.
+                let error = close_error(frame.as_ref());
+                let mut cx = Context::from_waker(futures::task::noop_waker_ref());
+                let _ = Pin::new(&mut self.ws).poll_flush(&mut cx);
+                self.end(error);
+            }
+            _ => {}
+        }
+    }
+
+    fn on_text(&mut self, text: &str) {
         // A relayed envelope is never taken for a control frame: whatever decodes as an
         // envelope is one, and an envelope that also carries `type` (which the server refuses
         // to relay) is dropped as invalid. Only what is no envelope at all can be a control
         // frame, and only the server sends those.
         match decode_str(text) {
-            Ok(env) => {
-                let _ = self.events.send(LinkEvent::Message(env));
-                Step::Go
-            }
+            Ok(env) => self.events.push_back(LinkEvent::Message(env)),
             Err(err) => {
                 let control = match err {
                     DecodeError::ReservedMember { .. } => None,
@@ -282,72 +298,120 @@ where
                 };
                 match control {
                     Some(kind) => self.on_control(text, &kind),
-                    None => {
-                        let _ = self.events.send(LinkEvent::Invalid(err));
-                        Step::Go
-                    }
+                    None => self.events.push_back(LinkEvent::Invalid(err)),
                 }
             }
         }
     }
 
     /// A control frame of `type` `kind` from the server.
-    fn on_control(&mut self, text: &str, kind: &str) -> Step {
+    fn on_control(&mut self, text: &str, kind: &str) {
         match serde_json::from_str::<ServerFrame>(text) {
             Ok(ServerFrame::TokenWillExpire { exp }) => {
                 tracing::debug!(exp, "token will expire");
-                let _ = self.events.send(LinkEvent::TokenWillExpire);
+                self.events.push_back(LinkEvent::TokenWillExpire);
             }
             Ok(ServerFrame::Renewed { exp }) => {
-                self.exp.store(exp, Ordering::Relaxed);
-                if let Some(reply) = self.pending_renew.take() {
-                    let _ = reply.send(Ok(()));
+                self.exp = exp;
+                if self.renew_due.take().is_some() {
+                    self.events.push_back(LinkEvent::Renewed(Ok(())));
                 }
             }
             Ok(ServerFrame::Error {
                 code: ErrorCode::BadToken,
                 message,
                 ..
-            }) => match self.pending_renew.take() {
-                Some(reply) => {
-                    let _ = reply.send(Err(ConnectError::Transient(message)));
+            }) => {
+                if self.renew_due.take().is_some() {
+                    self.events
+                        .push_back(LinkEvent::Renewed(Err(ConnectError::Transient(message))));
+                } else {
+                    tracing::warn!(%message, "server refused a token");
                 }
-                None => tracing::warn!(%message, "server refused a token"),
-            },
+            }
             Ok(ServerFrame::Error { code, message, id }) => {
                 tracing::warn!(code = code.as_str(), %message, ?id, "server refused a frame");
             }
             Ok(_) => {}
             Err(_) => tracing::debug!(?kind, "ignoring an unknown control frame"),
         }
-        Step::Go
     }
 
-    async fn send(&mut self, msg: Message) -> Step {
-        match timeout(self.dead_after, self.ws.send(msg)).await {
-            Ok(Ok(())) => Step::Go,
-            Ok(Err(err)) => {
-                tracing::debug!(%err, "signaling write failed");
-                Step::Ended(None)
+    /// Queues `frame` and writes what the socket takes now.
+    async fn queue(&mut self, frame: Message) -> Result<(), SignalError> {
+        if self.ended {
+            return Err(SignalError::NotConnected);
+        }
+        if self.outbox.len() >= MAX_QUEUED_FRAMES {
+            return Err(SignalError::Transport(format!(
+                "{MAX_QUEUED_FRAMES} frames are waiting for the socket"
+            )));
+        }
+        self.outbox.push_back(frame);
+        futures::future::poll_fn(|cx| {
+            self.poll_write(cx, Instant::now());
+            Poll::Ready(())
+        })
+        .await;
+        Ok(())
+    }
+}
+
+impl TransportLink for WsLink {
+    async fn send(&mut self, envelope: Envelope) -> Result<(), SignalError> {
+        let text = encode_string(&envelope).map_err(|e| SignalError::Rejected(e.to_string()))?;
+        self.queue(Message::text(text)).await
+    }
+
+    async fn next_event(&mut self) -> Option<LinkEvent> {
+        futures::future::poll_fn(|cx| self.poll_event(cx)).await
+    }
+
+    /// Sends the token; the server's `renewed` (or `error`) comes back as
+    /// [`LinkEvent::Renewed`], or a failure after the renewal timeout.
+    async fn renew(&mut self, token: &str) -> Renewal {
+        let frame = match serde_json::to_string(&ClientFrame::Renew {
+            token: token.to_owned(),
+        }) {
+            Ok(json) => Message::text(json),
+            Err(err) => return Renewal::Done(Err(ConnectError::Transient(err.to_string()))),
+        };
+        match self.queue(frame).await {
+            Ok(()) => {
+                self.renew_due = Some(Instant::now() + self.renew_timeout);
+                Renewal::Pending
             }
-            Err(_) => {
-                tracing::info!("signaling write stalled; treating the link as dead");
-                Step::Ended(None)
-            }
+            Err(err) => Renewal::Done(Err(ConnectError::Transient(err.to_string()))),
         }
     }
 
+    /// Writes what is queued, sends a close frame and waits for the server's (each within the
+    /// close timeout).
     async fn close(&mut self) {
+        if self.ended {
+            return;
+        }
+        self.ended = true;
+        let close_timeout = self.close_timeout;
+        let outbox = std::mem::take(&mut self.outbox);
+        let ws = &mut self.ws;
+        let _ = timeout(close_timeout, async {
+            for frame in outbox {
+                ws.feed(frame).await?;
+            }
+            ws.flush().await
+        })
+        .await;
         let frame = CloseFrame {
             code: CloseCode::from(close_code::NORMAL),
             reason: "client closing".into(),
         };
         if matches!(
-            timeout(self.close_timeout, self.ws.close(Some(frame))).await,
+            timeout(close_timeout, ws.close(Some(frame))).await,
             Ok(Ok(()))
         ) {
-            let _ = timeout(self.close_timeout, async {
-                while let Some(Ok(msg)) = self.ws.next().await {
+            let _ = timeout(close_timeout, async {
+                while let Some(Ok(msg)) = ws.next().await {
                     if let Message::Close(_) = msg {
                         break;
                     }

@@ -266,43 +266,51 @@ where
 impl Transport for WsTransport {
     type Link = WsLink;
 
-    async fn connect(&mut self, identity: &Identity, token: &str) -> Result<WsLink, ConnectError> {
-        let req = self.request(identity, token)?;
+    fn connect(
+        &mut self,
+        identity: &Identity,
+        token: &str,
+    ) -> impl std::future::Future<Output = Result<WsLink, ConnectError>> + Send + 'static {
+        let req = self.request(identity, token);
         let connector = match &self.tls {
             Some(config) => Connector::Rustls(config.clone()),
             None => Connector::Plain,
         };
-        let (mut ws, _resp) = connect_async_tls_with_config(
-            req,
-            Some(self.options.websocket_config()),
-            true,
-            Some(connector),
-        )
-        .await
-        .map_err(handshake_error)?;
-        let hello = match timeout(self.options.hello_timeout, wait_hello(&mut ws)).await {
-            Ok(result) => result?,
-            Err(_) => {
-                return Err(ConnectError::Transient(
-                    "no hello from the server in time".into(),
-                ))
+        let options = self.options.clone();
+        let identity = identity.clone();
+        async move {
+            let (mut ws, _resp) = connect_async_tls_with_config(
+                req?,
+                Some(options.websocket_config()),
+                true,
+                Some(connector),
+            )
+            .await
+            .map_err(handshake_error)?;
+            let hello = match timeout(options.hello_timeout, wait_hello(&mut ws)).await {
+                Ok(result) => result?,
+                Err(_) => {
+                    return Err(ConnectError::Transient(
+                        "no hello from the server in time".into(),
+                    ))
+                }
+            };
+            if hello.user != identity.user.as_str() {
+                return Err(ConnectError::Unauthorized(format!(
+                    "the token is for user {:?}, not {:?}",
+                    hello.user,
+                    identity.user.as_str()
+                )));
             }
-        };
-        if hello.user != identity.user.as_str() {
-            return Err(ConnectError::Unauthorized(format!(
-                "the token is for user {:?}, not {:?}",
-                hello.user,
-                identity.user.as_str()
-            )));
+            if hello.device != identity.device.as_str() {
+                return Err(ConnectError::Unauthorized(format!(
+                    "the server registered device {:?}, not {:?}",
+                    hello.device,
+                    identity.device.as_str()
+                )));
+            }
+            Ok(WsLink::new(ws, hello, &options))
         }
-        if hello.device != identity.device.as_str() {
-            return Err(ConnectError::Unauthorized(format!(
-                "the server registered device {:?}, not {:?}",
-                hello.device,
-                identity.device.as_str()
-            )));
-        }
-        Ok(WsLink::start(ws, hello, &self.options))
     }
 }
 
@@ -314,14 +322,14 @@ pub struct WsSignalClient;
 impl WsSignalClient {
     /// Connects `user` (user and device) to the server at `url` with tokens from
     /// `token_provider`: a `Supervisor` over a [`WsTransport`], which fetches tokens, connects,
-    /// renews tokens in-band and reconnects on the schedule of `docs/ARCHITECTURE.md`, "Staying connected". Call it inside a tokio
-    /// runtime. The connection is made in the background: watch `link_state()` or the
-    /// `SignalEvent::Link` events.
+    /// renews tokens in-band and reconnects on the schedule of `docs/ARCHITECTURE.md`,
+    /// "Staying connected". The connection is made while the client is polled (a `CallApi`
+    /// does that in its task): watch `link_state()` or the `SignalEvent::Link` events.
     pub fn connect(
         url: &str,
         user: Identity,
         token_provider: impl TokenProvider,
-    ) -> Result<Supervisor, ClientError> {
+    ) -> Result<Supervisor<WsTransport>, ClientError> {
         let transport = WsTransport::new(url)?;
         Ok(Self::start(
             transport,
@@ -330,7 +338,7 @@ impl WsSignalClient {
     }
 
     /// A supervisor over `transport` with full control of the settings (credentials, seed).
-    pub fn start(transport: WsTransport, config: SupervisorConfig) -> Supervisor {
+    pub fn start(transport: WsTransport, config: SupervisorConfig) -> Supervisor<WsTransport> {
         Supervisor::start(transport, config)
     }
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use callapi_core::call::{
     CallConfig, CallEvent, CallState, Notification, PrepareConfig, StateChange, StateReason,
 };
-use callapi_core::connection::schedule::{reconnect_attempt_at, token_attempt_at};
+use callapi_core::connection::schedule::RetrySchedule;
 use callapi_core::connection::{Credentials, Identity, SupervisorConfig, TokenError};
 use callapi_core::protocol::{
     encode_string, Body, CallId, CallType, DeviceId, Envelope, Extension, MessageId, UserId,
@@ -22,8 +22,6 @@ use callapi_signal_ws::auth::{Claims, TokenAuthority};
 use callapi_signal_ws::client::{ClientOptions, WsSignalClient, WsTransport};
 use callapi_signal_ws::server::{ServerConfig, ServerHandle, SignalServer};
 use futures::{SinkExt, StreamExt};
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -358,32 +356,24 @@ pub fn server_metric(server: &ServerHandle, name: &str) -> f64 {
     metric(&server.metrics_text(), name)
 }
 
-// ---------------------------------------------------------------- seeds
+// ---------------------------------------------------------------- supervisor schedules
 
-/// Seeds of the supervisor's jitter RNG whose first connection (token fetch jitter plus attempt
-/// jitter) starts between `min_ms` and `max_ms` after start, and whose first reconnect starts
-/// within `max_ms` of a drop: tests connect (and reconnect) on the real schedule without waiting
-/// seconds of jitter. A `min_ms` above zero leaves time to `prepare` before the link is up.
-pub fn seeds_between(n: usize, min_ms: u64, max_ms: u64) -> Vec<u64> {
-    let (min, max) = (Duration::from_millis(min_ms), Duration::from_millis(max_ms));
-    (0u64..)
-        .filter(|&s| {
-            let mut rng = ChaCha8Rng::seed_from_u64(s);
-            let first = reconnect_attempt_at(0, &mut rng);
-            let fetch: Vec<_> = (0..3)
-                .map(|k| token_attempt_at(k, &mut rng).unwrap())
-                .collect();
-            let again = reconnect_attempt_at(0, &mut rng);
-            let first = first + fetch[0];
-            first >= min && first < max && again < max
-        })
-        .take(n)
-        .collect()
+/// The devices' retry schedule: the default one, except that the first connection attempt and
+/// its token fetch start at once instead of after seconds of start-up jitter. Reconnects keep
+/// the default schedule, jitter included.
+pub fn quick_start() -> RetrySchedule {
+    RetrySchedule::immediate_first_attempt()
 }
 
-/// Seeds whose first connection and first reconnect start within `max_ms`.
-pub fn fast_seeds(n: usize, max_ms: u64) -> Vec<u64> {
-    seeds_between(n, 0, max_ms)
+/// [`quick_start`], with the first connection attempt exactly `after` the start: it leaves time
+/// to `prepare` before the link is up. (A reconnect series after a drop starts `after` later
+/// too.)
+pub fn starting_after(after: Duration) -> RetrySchedule {
+    let mut schedule = quick_start();
+    if let Some(first) = schedule.reconnect_at.first_mut() {
+        *first = after;
+    }
+    schedule
 }
 
 // ---------------------------------------------------------------- CallApi devices
@@ -393,6 +383,13 @@ pub fn client_options() -> ClientOptions {
     let mut o = ClientOptions::default();
     o.ping_interval = Duration::from_millis(500);
     o
+}
+
+/// A client transport to the server at `url`, with [`client_options`].
+pub fn ws_transport(url: &str) -> WsTransport {
+    WsTransport::new(url)
+        .unwrap()
+        .with_options(client_options())
 }
 
 /// Token credentials minting an hour-long token for `u` on every fetch.
@@ -415,14 +412,13 @@ pub struct Device {
 }
 
 impl Device {
-    /// `u`/`d` on the server at `url` (token credentials, `MockMedia`), supervisor seed `seed`.
+    /// `u`/`d` on the server at `url` (token credentials, `MockMedia`), seed `seed` (the
+    /// supervisor's jitter and the call machine's ids), connecting at once ([`quick_start`]).
     pub fn start(url: &str, u: &str, d: &str, seed: u64) -> Self {
-        let transport = WsTransport::new(url)
-            .unwrap()
-            .with_options(client_options());
-        Self::start_with(transport, u, d, seed, credentials(u))
+        Self::start_with(ws_transport(url), u, d, seed, credentials(u))
     }
 
+    /// [`start`](Self::start) over `transport` with `creds`.
     pub fn start_with(
         transport: WsTransport,
         u: &str,
@@ -430,9 +426,23 @@ impl Device {
         seed: u64,
         creds: Credentials,
     ) -> Self {
+        Self::start_scheduled(transport, u, d, seed, creds, quick_start())
+    }
+
+    /// [`start_with`](Self::start_with) on the retry schedule `schedule`.
+    pub fn start_scheduled(
+        transport: WsTransport,
+        u: &str,
+        d: &str,
+        seed: u64,
+        creds: Credentials,
+        schedule: RetrySchedule,
+    ) -> Self {
         let signal = WsSignalClient::start(
             transport,
-            SupervisorConfig::new(identity(u, d), creds).with_seed(seed),
+            SupervisorConfig::new(identity(u, d), creds)
+                .with_seed(seed)
+                .with_schedule(schedule),
         );
         let (media, control) = MockMedia::new();
         let api = CallApi::new(

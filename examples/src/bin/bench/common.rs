@@ -1,14 +1,14 @@
 //! Shared pieces: the in-process signal server with benchmark limits, tokens, identities,
-//! supervisor seeds with short jitter, envelopes and notification waits.
+//! supervisor settings that connect at once, envelopes and notification waits.
 
 use std::time::Duration;
 
 use callapi_core::call::{CallState, Notification};
-use callapi_core::connection::{Credentials, Identity, TokenError};
+use callapi_core::connection::schedule::RetrySchedule;
+use callapi_core::connection::{Credentials, Identity, SupervisorConfig, TokenError};
 use callapi_core::protocol::{Body, CallId, DeviceId, Envelope, MessageId, UserId};
 use callapi_core::signal::LinkState;
 use callapi_core::NotificationStream;
-use callapi_examples::quick_start_seed;
 use callapi_signal_mock::next_matching;
 use callapi_signal_ws::auth::{Claims, TokenAuthority};
 use callapi_signal_ws::server::{ServerConfig, ServerHandle, SignalServer};
@@ -75,11 +75,12 @@ pub fn identity(user: &str, device: &str) -> Res<Identity> {
     })
 }
 
-/// `n` seeds whose first connection (attempt jitter plus token-fetch jitter) starts within
-/// `max_ms`: devices connect on the real schedule without seconds of jitter.
-pub fn fast_seeds(n: usize, max_ms: u64) -> Vec<u64> {
-    let within = Duration::from_millis(max_ms);
-    (0..n).map(|_| quick_start_seed(within)).collect()
+/// Supervisor settings for `identity` with `credentials` whose first connection starts at once
+/// (no start-up jitter, [`RetrySchedule::immediate_first_attempt`]): the devices come up
+/// without seconds of jitter; everything after is the default schedule.
+pub fn supervised(identity: Identity, credentials: Credentials) -> SupervisorConfig {
+    SupervisorConfig::new(identity, credentials)
+        .with_schedule(RetrySchedule::immediate_first_attempt())
 }
 
 /// Milliseconds since the Unix epoch.

@@ -5,9 +5,7 @@
 use std::time::Instant;
 
 use callapi_core::call::{CallConfig, CallState, Notification, PrepareConfig};
-use callapi_core::connection::{
-    Identity, LinkEvent, Supervisor, SupervisorConfig, Transport, TransportLink,
-};
+use callapi_core::connection::{Identity, LinkEvent, Supervisor, Transport, TransportLink};
 use callapi_core::media::NoMedia;
 use callapi_core::protocol::{CallType, DeviceId, UserId};
 use callapi_core::signal::{SignalClient, SignalEvent};
@@ -34,9 +32,6 @@ pub const MQTT_USERS: &[(&str, &str)] = &[
 
 /// Runs the figure for every backend.
 pub async fn run(report: &mut Report, calls: usize) -> Res<()> {
-    let seeds = fast_seeds(2, 200);
-    let (sa, sb) = (seeds[0], seeds[1]);
-
     // ws: one in-process server for both the floor and the calls.
     {
         let server = start_server().await?;
@@ -55,7 +50,7 @@ pub async fn run(report: &mut Report, calls: usize) -> Res<()> {
             CallConfig::new(UserId::new("alice")?, DeviceId::new("a1")?).with_seed(1),
             WsSignalClient::start(
                 WsTransport::new(&url)?,
-                SupervisorConfig::new(identity("alice", "a1")?, credentials("alice")).with_seed(sa),
+                supervised(identity("alice", "a1")?, credentials("alice")),
             ),
             NoMedia,
         );
@@ -63,7 +58,7 @@ pub async fn run(report: &mut Report, calls: usize) -> Res<()> {
             CallConfig::new(UserId::new("bob")?, DeviceId::new("b1")?).with_seed(2),
             WsSignalClient::start(
                 WsTransport::new(&url)?,
-                SupervisorConfig::new(identity("bob", "b1")?, credentials("bob")).with_seed(sb),
+                supervised(identity("bob", "b1")?, credentials("bob")),
             ),
             NoMedia,
         );
@@ -86,7 +81,7 @@ pub async fn run(report: &mut Report, calls: usize) -> Res<()> {
             CallConfig::new(UserId::new("alice")?, DeviceId::new("a1")?).with_seed(1),
             Supervisor::start(
                 MqttTransport::new(cfg.clone()),
-                SupervisorConfig::new(identity("alice", "a1")?, password("pw-alice")).with_seed(sa),
+                supervised(identity("alice", "a1")?, password("pw-alice")),
             ),
             NoMedia,
         );
@@ -94,7 +89,7 @@ pub async fn run(report: &mut Report, calls: usize) -> Res<()> {
             CallConfig::new(UserId::new("bob")?, DeviceId::new("b1")?).with_seed(2),
             Supervisor::start(
                 MqttTransport::new(cfg),
-                SupervisorConfig::new(identity("bob", "b1")?, password("pw-bob")).with_seed(sb),
+                supervised(identity("bob", "b1")?, password("pw-bob")),
             ),
             NoMedia,
         );

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use callapi_core::call::{CallConfig, CallState, Notification, PrepareConfig};
-use callapi_core::connection::SupervisorConfig;
 use callapi_core::media::NoMedia;
 use callapi_core::protocol::{CallType, DeviceId, UserId};
 use callapi_core::CallApi;
@@ -18,7 +17,7 @@ use crate::common::*;
 use crate::report::{verdict, Report};
 use crate::stats::{ms, round3, Samples};
 
-fn device(url: &str, user: &str, seed: u64, sup_seed: u64) -> Res<CallApi> {
+fn device(url: &str, user: &str, seed: u64) -> Res<CallApi> {
     let mut options = ClientOptions::default();
     options.ping_interval = Duration::from_secs(60);
     let transport = WsTransport::new(url)?.with_options(options);
@@ -26,7 +25,7 @@ fn device(url: &str, user: &str, seed: u64, sup_seed: u64) -> Res<CallApi> {
         CallConfig::new(UserId::new(user)?, DeviceId::new("d")?).with_seed(seed),
         WsSignalClient::start(
             transport,
-            SupervisorConfig::new(identity(user, "d")?, credentials(user)).with_seed(sup_seed),
+            supervised(identity(user, "d")?, credentials(user)),
         ),
         NoMedia,
     ))
@@ -36,15 +35,13 @@ fn device(url: &str, user: &str, seed: u64, sup_seed: u64) -> Res<CallApi> {
 pub async fn run(report: &mut Report, pairs: usize, window: Duration) -> Res<()> {
     let server = start_server().await?;
     let url = server.url();
-    let seeds = fast_seeds(16, 500);
 
     // Bring every device up and prepared (not measured).
     let t_up = Instant::now();
     let mut devices = Vec::with_capacity(pairs);
     for i in 0..pairs {
-        let s = seeds[i % seeds.len()];
-        let caller = device(&url, &format!("c{i}"), 2 * i as u64 + 1, s)?;
-        let callee = device(&url, &format!("e{i}"), 2 * i as u64 + 2, s)?;
+        let caller = device(&url, &format!("c{i}"), 2 * i as u64 + 1)?;
+        let callee = device(&url, &format!("e{i}"), 2 * i as u64 + 2)?;
         let cs = caller.subscribe();
         let es = callee.subscribe();
         devices.push((caller, cs, callee, es));

@@ -5,11 +5,12 @@
 use std::time::Duration;
 
 use callapi_core::call::CallConfig;
+use callapi_core::connection::schedule::RetrySchedule;
 use callapi_core::connection::{Credentials, Identity, Supervisor, SupervisorConfig, TokenError};
 use callapi_core::protocol::{DeviceId, UserId};
 use callapi_core::signal::LinkState;
 use callapi_core::CallApi;
-use callapi_examples::{dev_tokens, link_name, quick_start_seed, random_secret};
+use callapi_examples::{dev_tokens, link_name, random_secret};
 use callapi_signal_mock::{FaultPlan, MockNetwork};
 use callapi_signal_mqtt::{EmbeddedBroker, MqttConfig, MqttTransport};
 use callapi_signal_ws::auth::read_secret_file;
@@ -24,8 +25,6 @@ use crate::media::Engine;
 
 /// Tokens live this long (the demo is over long before).
 const TOKEN_TTL: Duration = Duration::from_secs(3600);
-/// The demo's devices connect within this (see `quick_start_seed`).
-const QUICK_START: Duration = Duration::from_millis(200);
 
 enum Inner {
     /// A server in this process, or a running one (`server` is `None`).
@@ -207,9 +206,11 @@ impl Backend {
             user: user_id.clone(),
             device: device_id.clone(),
         };
+        // The demo's devices connect at once: the start-up jitter spreads a fleet, and the
+        // demo has two devices started by hand.
         let supervised = |credentials: Credentials| {
             SupervisorConfig::new(identity.clone(), credentials)
-                .with_seed(quick_start_seed(QUICK_START))
+                .with_schedule(RetrySchedule::immediate_first_attempt())
         };
         Ok(match &self.inner {
             Inner::Ws { url, secret, .. } => {

@@ -26,11 +26,12 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use callapi_core::call::{CallConfig, CallState, Notification, PrepareConfig, StateReason};
+use callapi_core::connection::schedule::RetrySchedule;
 use callapi_core::connection::{Credentials, Identity, SupervisorConfig, TokenError};
 use callapi_core::media::NoMedia;
 use callapi_core::protocol::{DeviceId, UserId};
 use callapi_core::CallApi;
-use callapi_examples::{describe, dev_tokens, quick_start_seed};
+use callapi_examples::{describe, dev_tokens};
 use callapi_signal_ws::client::WsTransport;
 use callapi_signal_ws::WsSignalClient;
 use clap::Parser;
@@ -67,11 +68,11 @@ async fn run(args: Args) -> Result<(), String> {
         device: device.clone(),
     };
     // A person starts one softphone: no fleet to spread out, so connect without the start-up
-    // jitter (see `quick_start_seed`).
+    // jitter (reconnects keep theirs).
     let signal = WsSignalClient::start(
         transport,
         SupervisorConfig::new(identity, credentials(&args)?)
-            .with_seed(quick_start_seed(Duration::from_millis(100))),
+            .with_schedule(RetrySchedule::immediate_first_attempt()),
     );
     let link = signal.link_state();
     let api = CallApi::new(CallConfig::new(user, device), signal, NoMedia);

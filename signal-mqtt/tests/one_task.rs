@@ -1,0 +1,100 @@
+//! Over signal-mqtt, a `CallApi` is at most two tokio tasks: its own, and the pump that
+//! rumqttc's event loop needs (publishing from the task that polls the event loop deadlocks
+//! rumqttc). Mosquitto is watched from a runtime of its own, so tokio's runtime metrics count
+//! only the clients' tasks.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use callapi_core::call::{CallConfig, CallState, Notification, PrepareConfig};
+use callapi_core::connection::schedule::RetrySchedule;
+use callapi_core::connection::{Supervisor, SupervisorConfig};
+use callapi_core::media::NoMedia;
+use callapi_core::protocol::CallType;
+use callapi_core::signal::LinkState;
+use callapi_core::{CallApi, NotificationStream};
+use callapi_signal_mock::next_matching;
+use callapi_signal_mqtt::{MqttConfig, MqttTransport};
+use common::*;
+
+fn alive() -> usize {
+    tokio::runtime::Handle::current()
+        .metrics()
+        .num_alive_tasks()
+}
+
+fn phone(config: MqttConfig, u: &str, d: &str, password: &str) -> CallApi {
+    CallApi::new(
+        CallConfig::new(user(u), device(d)),
+        Supervisor::start(
+            MqttTransport::new(config),
+            SupervisorConfig::new(identity(u, d), fixed_token(password))
+                .with_schedule(RetrySchedule::immediate_first_attempt()),
+        ),
+        NoMedia,
+    )
+}
+
+async fn wait(
+    stream: &mut NotificationStream,
+    what: &str,
+    pred: impl FnMut(&Notification) -> bool,
+) {
+    if let Err(err) = next_matching(stream, WAIT, |_| {}, pred).await {
+        panic!("no {what}: {err}");
+    }
+}
+
+fn state(st: CallState) -> impl FnMut(&Notification) -> bool {
+    move |n| matches!(n, Notification::StateChanged(c) if c.state == st)
+}
+
+#[test]
+fn a_call_api_over_mqtt_is_at_most_two_tasks_through_a_whole_call() {
+    let broker_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let broker = broker_rt.block_on(Mosquitto::start(&[
+        ("alice", "alice-pw"),
+        ("bob", "bob-pw"),
+    ]));
+    let clients = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    clients.block_on(async {
+        assert_eq!(alive(), 0);
+        let alice = phone(broker.mqtt_config(), "alice", "a1", "alice-pw");
+        let bob = phone(broker.mqtt_config(), "bob", "b1", "bob-pw");
+        assert_eq!(alive(), 2, "one task per CallApi before the link is up");
+        let (mut a, mut b) = (alice.subscribe(), bob.subscribe());
+        for s in [&mut a, &mut b] {
+            let up = |n: &Notification| matches!(n, Notification::Link(LinkState::Connected));
+            wait(s, "link up", up).await;
+        }
+        assert_eq!(alive(), 4, "linked: one rumqttc pump per link");
+        alice
+            .prepare(PrepareConfig::new("alice-room"))
+            .await
+            .unwrap();
+        bob.prepare(PrepareConfig::new("bob-room")).await.unwrap();
+
+        alice.call("bob", CallType::Video).await.unwrap();
+        wait(&mut b, "ringing", state(CallState::Calling)).await;
+        assert_eq!(alive(), 4, "ringing");
+        bob.accept().await.unwrap();
+        wait(&mut a, "connected", state(CallState::Connected)).await;
+        assert_eq!(alive(), 4, "in a call");
+        bob.hangup(None).await.unwrap();
+        wait(&mut a, "hung up", state(CallState::Prepared)).await;
+        assert_eq!(alive(), 4, "after the call");
+
+        alice.shutdown().await.unwrap();
+        bob.shutdown().await.unwrap();
+        tokio::task::yield_now().await;
+        assert_eq!(alive(), 0, "shutdown ends both tasks");
+    });
+    drop(broker);
+}

@@ -1,0 +1,98 @@
+//! Over signal-ws, a `CallApi` is one tokio task: its supervisor and its WebSocket link run
+//! inside it (the link has no task of its own). The server runs on a runtime of its own so that
+//! tokio's runtime metrics count only the clients' tasks.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use callapi_core::call::{CallConfig, CallState, Notification, PrepareConfig};
+use callapi_core::connection::SupervisorConfig;
+use callapi_core::media::NoMedia;
+use callapi_core::protocol::CallType;
+use callapi_core::signal::LinkState;
+use callapi_core::CallApi;
+use callapi_signal_mock::next_matching;
+use callapi_signal_ws::server::SignalServer;
+use callapi_signal_ws::WsSignalClient;
+use common::*;
+
+fn alive() -> usize {
+    tokio::runtime::Handle::current()
+        .metrics()
+        .num_alive_tasks()
+}
+
+fn phone(url: &str, u: &str, d: &str) -> CallApi {
+    CallApi::new(
+        CallConfig::new(user(u), device(d)),
+        WsSignalClient::start(
+            ws_transport(url),
+            SupervisorConfig::new(identity(u, d), credentials(u)).with_schedule(quick_start()),
+        ),
+        NoMedia,
+    )
+}
+
+async fn wait(
+    api: &mut callapi_core::NotificationStream,
+    what: &str,
+    pred: impl FnMut(&Notification) -> bool,
+) {
+    if let Err(err) = next_matching(api, WAIT, |_| {}, pred).await {
+        panic!("no {what}: {err}");
+    }
+}
+
+fn state(st: CallState) -> impl FnMut(&Notification) -> bool {
+    move |n| matches!(n, Notification::StateChanged(c) if c.state == st)
+}
+
+#[test]
+fn a_call_api_over_websocket_is_one_task_through_a_whole_call() {
+    let server_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let server = server_rt.block_on(SignalServer::start(config())).unwrap();
+    let url = server.url();
+    let clients = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    clients.block_on(async {
+        assert_eq!(alive(), 0);
+        let alice = phone(&url, "alice", "a1");
+        let bob = phone(&url, "bob", "b1");
+        assert_eq!(alive(), 2, "one task per CallApi");
+        let (mut a, mut b) = (alice.subscribe(), bob.subscribe());
+        for s in [&mut a, &mut b] {
+            wait(s, "link up", |n| {
+                matches!(n, Notification::Link(LinkState::Connected))
+            })
+            .await;
+        }
+        assert_eq!(alive(), 2, "linked: the WebSocket link has no task");
+        alice
+            .prepare(PrepareConfig::new("alice-room"))
+            .await
+            .unwrap();
+        bob.prepare(PrepareConfig::new("bob-room")).await.unwrap();
+
+        alice.call("bob", CallType::Video).await.unwrap();
+        wait(&mut b, "ringing", state(CallState::Calling)).await;
+        assert_eq!(alive(), 2, "ringing");
+        bob.accept().await.unwrap();
+        wait(&mut a, "connected", state(CallState::Connected)).await;
+        assert_eq!(alive(), 2, "in a call");
+        bob.hangup(None).await.unwrap();
+        wait(&mut a, "hung up", state(CallState::Prepared)).await;
+        assert_eq!(alive(), 2, "after the call");
+
+        alice.shutdown().await.unwrap();
+        bob.shutdown().await.unwrap();
+        tokio::task::yield_now().await;
+        assert_eq!(alive(), 0, "shutdown ends the task");
+    });
+    server_rt.block_on(server.shutdown());
+}
