@@ -39,3 +39,82 @@ pub async fn next_matching(
     .await;
     found.unwrap_or(Err(WaitError::TimedOut(within)))
 }
+
+/// Why [`call_through`] stopped.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CallFlowError {
+    /// A step of the API failed.
+    #[error("{stage}: {source}")]
+    Api {
+        /// The step.
+        stage: &'static str,
+        /// What the API said.
+        source: callapi_core::CallApiError,
+    },
+    /// An expected notification did not come.
+    #[error("{stage}: {source}")]
+    Wait {
+        /// What was awaited.
+        stage: &'static str,
+        /// Why it did not come.
+        source: WaitError,
+    },
+}
+
+/// Runs one whole call between two linked `CallApi`s — both prepare, `caller` calls `callee`'s
+/// user, `callee` rings and accepts, `caller` is connected, `callee` hangs up, `caller` is
+/// back in `Prepared` — and calls `checkpoint` with the stage's name after each step (a test
+/// asserts what must hold throughout, such as its task count). Each wait is bounded by
+/// `within`.
+pub async fn call_through(
+    caller: &callapi_core::CallApi,
+    callee: &callapi_core::CallApi,
+    within: Duration,
+    mut checkpoint: impl FnMut(&'static str),
+) -> Result<(), CallFlowError> {
+    use callapi_core::call::{CallState, PrepareConfig};
+    use callapi_core::protocol::CallType;
+    let api = |stage| move |source| CallFlowError::Api { stage, source };
+    let (mut a, mut b) = (caller.subscribe(), callee.subscribe());
+    caller
+        .prepare(PrepareConfig::new(format!("{}-room", caller.user_id())))
+        .await
+        .map_err(api("caller prepare"))?;
+    callee
+        .prepare(PrepareConfig::new(format!("{}-room", callee.user_id())))
+        .await
+        .map_err(api("callee prepare"))?;
+    checkpoint("prepared");
+    caller
+        .call(callee.user_id().as_str(), CallType::Video)
+        .await
+        .map_err(api("call"))?;
+    reach(&mut b, within, "ringing", CallState::Calling).await?;
+    checkpoint("ringing");
+    callee.accept().await.map_err(api("accept"))?;
+    reach(&mut a, within, "connected", CallState::Connected).await?;
+    checkpoint("in a call");
+    callee.hangup(None).await.map_err(api("hangup"))?;
+    reach(&mut a, within, "hung up", CallState::Prepared).await?;
+    checkpoint("after the call");
+    Ok(())
+}
+
+/// Waits for the state change to `state`.
+async fn reach(
+    stream: &mut NotificationStream,
+    within: Duration,
+    stage: &'static str,
+    state: callapi_core::call::CallState,
+) -> Result<(), CallFlowError> {
+    next_matching(
+        stream,
+        within,
+        |_| {},
+        |n| matches!(n, Notification::StateChanged(c) if c.state == state),
+    )
+    .await
+    .map(|_| ())
+    .map_err(|source| CallFlowError::Wait { stage, source })
+}

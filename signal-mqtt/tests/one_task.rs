@@ -6,14 +6,13 @@
 
 mod common;
 
-use callapi_core::call::{CallConfig, CallState, Notification, PrepareConfig};
+use callapi_core::call::{CallConfig, Notification};
 use callapi_core::connection::schedule::RetrySchedule;
 use callapi_core::connection::{Supervisor, SupervisorConfig};
 use callapi_core::media::NoMedia;
-use callapi_core::protocol::CallType;
 use callapi_core::signal::LinkState;
 use callapi_core::{CallApi, NotificationStream};
-use callapi_signal_mock::next_matching;
+use callapi_signal_mock::{call_through, next_matching};
 use callapi_signal_mqtt::{MqttConfig, MqttTransport};
 use common::*;
 
@@ -45,10 +44,6 @@ async fn wait(
     }
 }
 
-fn state(st: CallState) -> impl FnMut(&Notification) -> bool {
-    move |n| matches!(n, Notification::StateChanged(c) if c.state == st)
-}
-
 #[test]
 fn a_call_api_over_mqtt_is_at_most_two_tasks_through_a_whole_call() {
     let broker_rt = tokio::runtime::Builder::new_multi_thread()
@@ -75,21 +70,11 @@ fn a_call_api_over_mqtt_is_at_most_two_tasks_through_a_whole_call() {
             wait(s, "link up", up).await;
         }
         assert_eq!(alive(), 4, "linked: one rumqttc pump per link");
-        alice
-            .prepare(PrepareConfig::new("alice-room"))
-            .await
-            .unwrap();
-        bob.prepare(PrepareConfig::new("bob-room")).await.unwrap();
-
-        alice.call("bob", CallType::Video).await.unwrap();
-        wait(&mut b, "ringing", state(CallState::Calling)).await;
-        assert_eq!(alive(), 4, "ringing");
-        bob.accept().await.unwrap();
-        wait(&mut a, "connected", state(CallState::Connected)).await;
-        assert_eq!(alive(), 4, "in a call");
-        bob.hangup(None).await.unwrap();
-        wait(&mut a, "hung up", state(CallState::Prepared)).await;
-        assert_eq!(alive(), 4, "after the call");
+        call_through(&alice, &bob, WAIT, |stage| {
+            assert_eq!(alive(), 4, "{stage}")
+        })
+        .await
+        .unwrap();
 
         alice.shutdown().await.unwrap();
         bob.shutdown().await.unwrap();

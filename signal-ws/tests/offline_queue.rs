@@ -63,14 +63,7 @@ async fn an_invite_to_an_offline_user_is_pushed_and_rings_when_they_connect() {
     assert_eq!(server.stats().offline_queued, 1);
 
     // bob's phone wakes up, prepares, and connects (200 ms later): it rings.
-    let mut bob = Device::start_scheduled(
-        ws_transport(&server.url()),
-        "bob",
-        "b1",
-        2,
-        credentials("bob"),
-        starting_after(BOB_CONNECTS_AFTER),
-    );
+    let mut bob = bob_waking_up(&server);
     bob.prepare("bob-room").await;
     let ring = bob
         .wait_change(CallState::Calling, StateReason::RemoteVideoCall)
@@ -117,14 +110,7 @@ async fn an_invite_whose_lifetime_ended_never_rings() {
         .await;
 
     // bob connects only now (200 ms later still): the invite is gone.
-    let mut bob = Device::start_scheduled(
-        ws_transport(&server.url()),
-        "bob",
-        "b1",
-        2,
-        credentials("bob"),
-        starting_after(BOB_CONNECTS_AFTER),
-    );
+    let mut bob = bob_waking_up(&server);
     bob.prepare("bob-room").await;
     bob.wait_link(&callapi_core::signal::LinkState::Connected)
         .await;
@@ -428,4 +414,16 @@ async fn the_webhook_body_has_exactly_the_documented_members_and_a_refusal_is_no
         "no second push"
     );
     assert_eq!(server_metric(&server, push_errors), 1.0);
+}
+
+/// bob's phone, connecting [`BOB_CONNECTS_AFTER`] after it starts (time to prepare first).
+fn bob_waking_up(server: &callapi_signal_ws::ServerHandle) -> Device {
+    Device::start_scheduled(
+        ws_transport(&server.url()),
+        "bob",
+        "b1",
+        2,
+        credentials("bob"),
+        starting_after(BOB_CONNECTS_AFTER),
+    )
 }

@@ -5,13 +5,12 @@
 
 mod common;
 
-use callapi_core::call::{CallConfig, CallState, Notification, PrepareConfig};
+use callapi_core::call::{CallConfig, Notification};
 use callapi_core::connection::SupervisorConfig;
 use callapi_core::media::NoMedia;
-use callapi_core::protocol::CallType;
 use callapi_core::signal::LinkState;
 use callapi_core::CallApi;
-use callapi_signal_mock::next_matching;
+use callapi_signal_mock::{call_through, next_matching};
 use callapi_signal_ws::server::SignalServer;
 use callapi_signal_ws::WsSignalClient;
 use common::*;
@@ -43,10 +42,6 @@ async fn wait(
     }
 }
 
-fn state(st: CallState) -> impl FnMut(&Notification) -> bool {
-    move |n| matches!(n, Notification::StateChanged(c) if c.state == st)
-}
-
 #[test]
 fn a_call_api_over_websocket_is_one_task_through_a_whole_call() {
     let server_rt = tokio::runtime::Builder::new_multi_thread()
@@ -73,21 +68,11 @@ fn a_call_api_over_websocket_is_one_task_through_a_whole_call() {
             .await;
         }
         assert_eq!(alive(), 2, "linked: the WebSocket link has no task");
-        alice
-            .prepare(PrepareConfig::new("alice-room"))
-            .await
-            .unwrap();
-        bob.prepare(PrepareConfig::new("bob-room")).await.unwrap();
-
-        alice.call("bob", CallType::Video).await.unwrap();
-        wait(&mut b, "ringing", state(CallState::Calling)).await;
-        assert_eq!(alive(), 2, "ringing");
-        bob.accept().await.unwrap();
-        wait(&mut a, "connected", state(CallState::Connected)).await;
-        assert_eq!(alive(), 2, "in a call");
-        bob.hangup(None).await.unwrap();
-        wait(&mut a, "hung up", state(CallState::Prepared)).await;
-        assert_eq!(alive(), 2, "after the call");
+        call_through(&alice, &bob, WAIT, |stage| {
+            assert_eq!(alive(), 2, "{stage}")
+        })
+        .await
+        .unwrap();
 
         alice.shutdown().await.unwrap();
         bob.shutdown().await.unwrap();
