@@ -10,14 +10,8 @@ use callapi_core::media::NoMedia;
 use callapi_core::protocol::CallType;
 use callapi_core::signal::LinkState;
 use callapi_core::CallApi;
-use callapi_signal_mock::{FaultPlan, MockNetwork};
+use callapi_signal_mock::{alive_tasks, FaultPlan, MockNetwork};
 use lifecycle::*;
-
-fn alive() -> usize {
-    tokio::runtime::Handle::current()
-        .metrics()
-        .num_alive_tasks()
-}
 
 /// A device over a supervised `MockTransport`, with `NoMedia` (a media engine's own tasks,
 /// such as `MockMedia`'s event timers, are the engine's, not the `CallApi`'s).
@@ -35,32 +29,36 @@ fn instant_network() -> MockNetwork {
 #[tokio::test(start_paused = true)]
 async fn a_supervised_call_api_is_one_task_through_a_whole_call() {
     let net = instant_network();
-    assert_eq!(alive(), 0);
+    assert_eq!(alive_tasks(), 0);
     let mut alice = device_without_media(&net, "alice", "a1", 1);
-    assert_eq!(alive(), 1, "one task per CallApi, supervisor included");
+    assert_eq!(
+        alive_tasks(),
+        1,
+        "one task per CallApi, supervisor included"
+    );
     let mut bob = device_without_media(&net, "bob", "b1", 2);
-    assert_eq!(alive(), 2);
+    assert_eq!(alive_tasks(), 2);
     alice.wait_link(&LinkState::Connected).await;
     bob.wait_link(&LinkState::Connected).await;
     alice.prepare("alice-room").await;
     bob.prepare("bob-room").await;
-    assert_eq!(alive(), 2, "linked: the link has no task either");
+    assert_eq!(alive_tasks(), 2, "linked: the link has no task either");
 
     alice.api.call("bob", CallType::Video).await.unwrap();
     bob.wait_state(CallState::Calling).await;
-    assert_eq!(alive(), 2, "ringing");
+    assert_eq!(alive_tasks(), 2, "ringing");
     bob.api.accept().await.unwrap();
     alice.wait_state(CallState::Connected).await;
     bob.wait_state(CallState::Connected).await;
-    assert_eq!(alive(), 2, "in a call");
+    assert_eq!(alive_tasks(), 2, "in a call");
     alice.api.hangup(None).await.unwrap();
     bob.wait_state(CallState::Prepared).await;
-    assert_eq!(alive(), 2, "after the call");
+    assert_eq!(alive_tasks(), 2, "after the call");
 
     alice.api.shutdown().await.unwrap();
     bob.api.shutdown().await.unwrap();
     tokio::task::yield_now().await;
-    assert_eq!(alive(), 0, "shutdown ends the task");
+    assert_eq!(alive_tasks(), 0, "shutdown ends the task");
 }
 
 #[tokio::test(start_paused = true)]
@@ -77,7 +75,7 @@ async fn a_call_api_over_a_bare_signal_client_is_one_task() {
         net.connect(b, device("b1")),
         NoMedia,
     );
-    assert_eq!(alive(), 2);
+    assert_eq!(alive_tasks(), 2);
     let mut bob_state = bob.state_watch();
     alice
         .prepare(callapi_core::call::PrepareConfig::new("alice-room"))
@@ -97,7 +95,7 @@ async fn a_call_api_over_a_bare_signal_client_is_one_task() {
         .wait_for(|s| *s == CallState::Connected)
         .await
         .unwrap();
-    assert_eq!(alive(), 2);
+    assert_eq!(alive_tasks(), 2);
     alice.shutdown().await.unwrap();
     bob.shutdown().await.unwrap();
 }

@@ -86,4 +86,4 @@ pub use network::{MockNetwork, MockNetworkError, OFFLINE_LINK_STATE};
 pub use sim::{Delivery, SimNetwork, DEFAULT_ANCHOR_MS};
 pub use stats::NetworkStats;
 pub use transport::{Attempt, MockLink, MockTransport, MockTransportControl, ScriptedConnect};
-pub use wait::{call_through, next_matching, CallFlowError, WaitError};
+pub use wait::{alive_tasks, call_through, next_matching, wait_linked, CallFlowError, WaitError};

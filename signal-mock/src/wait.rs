@@ -118,3 +118,26 @@ async fn reach(
     .map(|_| ())
     .map_err(|source| CallFlowError::Wait { stage, source })
 }
+
+/// Waits (at most `within`) until the `CallApi` behind `stream` reports its link connected.
+pub async fn wait_linked(
+    stream: &mut NotificationStream,
+    within: Duration,
+) -> Result<(), WaitError> {
+    next_matching(
+        stream,
+        within,
+        |_| {},
+        |n| matches!(n, Notification::Link(l) if l.is_connected()),
+    )
+    .await
+    .map(|_| ())
+}
+
+/// How many tokio tasks are alive on the current runtime (tokio's runtime metrics): what the
+/// one-task tests count.
+pub fn alive_tasks() -> usize {
+    tokio::runtime::Handle::current()
+        .metrics()
+        .num_alive_tasks()
+}

@@ -6,21 +6,14 @@
 
 mod common;
 
-use callapi_core::call::{CallConfig, Notification};
+use callapi_core::call::CallConfig;
 use callapi_core::connection::schedule::RetrySchedule;
 use callapi_core::connection::{Supervisor, SupervisorConfig};
 use callapi_core::media::NoMedia;
-use callapi_core::signal::LinkState;
-use callapi_core::{CallApi, NotificationStream};
-use callapi_signal_mock::{call_through, next_matching};
+use callapi_core::CallApi;
+use callapi_signal_mock::{alive_tasks, call_through, wait_linked};
 use callapi_signal_mqtt::{MqttConfig, MqttTransport};
 use common::*;
-
-fn alive() -> usize {
-    tokio::runtime::Handle::current()
-        .metrics()
-        .num_alive_tasks()
-}
 
 fn phone(config: MqttConfig, u: &str, d: &str, password: &str) -> CallApi {
     CallApi::new(
@@ -32,16 +25,6 @@ fn phone(config: MqttConfig, u: &str, d: &str, password: &str) -> CallApi {
         ),
         NoMedia,
     )
-}
-
-async fn wait(
-    stream: &mut NotificationStream,
-    what: &str,
-    pred: impl FnMut(&Notification) -> bool,
-) {
-    if let Err(err) = next_matching(stream, WAIT, |_| {}, pred).await {
-        panic!("no {what}: {err}");
-    }
 }
 
 #[test]
@@ -60,18 +43,21 @@ fn a_call_api_over_mqtt_is_at_most_two_tasks_through_a_whole_call() {
         .build()
         .unwrap();
     clients.block_on(async {
-        assert_eq!(alive(), 0);
+        assert_eq!(alive_tasks(), 0);
         let alice = phone(broker.mqtt_config(), "alice", "a1", "alice-pw");
         let bob = phone(broker.mqtt_config(), "bob", "b1", "bob-pw");
-        assert_eq!(alive(), 2, "one task per CallApi before the link is up");
+        assert_eq!(
+            alive_tasks(),
+            2,
+            "one task per CallApi before the link is up"
+        );
         let (mut a, mut b) = (alice.subscribe(), bob.subscribe());
         for s in [&mut a, &mut b] {
-            let up = |n: &Notification| matches!(n, Notification::Link(LinkState::Connected));
-            wait(s, "link up", up).await;
+            wait_linked(s, WAIT).await.expect("link up");
         }
-        assert_eq!(alive(), 4, "linked: one rumqttc pump per link");
+        assert_eq!(alive_tasks(), 4, "linked: one rumqttc pump per link");
         call_through(&alice, &bob, WAIT, |stage| {
-            assert_eq!(alive(), 4, "{stage}")
+            assert_eq!(alive_tasks(), 4, "{stage}")
         })
         .await
         .unwrap();
@@ -79,7 +65,7 @@ fn a_call_api_over_mqtt_is_at_most_two_tasks_through_a_whole_call() {
         alice.shutdown().await.unwrap();
         bob.shutdown().await.unwrap();
         tokio::task::yield_now().await;
-        assert_eq!(alive(), 0, "shutdown ends both tasks");
+        assert_eq!(alive_tasks(), 0, "shutdown ends both tasks");
     });
     drop(broker);
 }

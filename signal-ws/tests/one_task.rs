@@ -5,21 +5,14 @@
 
 mod common;
 
-use callapi_core::call::{CallConfig, Notification};
+use callapi_core::call::CallConfig;
 use callapi_core::connection::SupervisorConfig;
 use callapi_core::media::NoMedia;
-use callapi_core::signal::LinkState;
 use callapi_core::CallApi;
-use callapi_signal_mock::{call_through, next_matching};
+use callapi_signal_mock::{alive_tasks, call_through, wait_linked};
 use callapi_signal_ws::server::SignalServer;
 use callapi_signal_ws::WsSignalClient;
 use common::*;
-
-fn alive() -> usize {
-    tokio::runtime::Handle::current()
-        .metrics()
-        .num_alive_tasks()
-}
 
 fn phone(url: &str, u: &str, d: &str) -> CallApi {
     CallApi::new(
@@ -30,16 +23,6 @@ fn phone(url: &str, u: &str, d: &str) -> CallApi {
         ),
         NoMedia,
     )
-}
-
-async fn wait(
-    api: &mut callapi_core::NotificationStream,
-    what: &str,
-    pred: impl FnMut(&Notification) -> bool,
-) {
-    if let Err(err) = next_matching(api, WAIT, |_| {}, pred).await {
-        panic!("no {what}: {err}");
-    }
 }
 
 #[test]
@@ -56,20 +39,17 @@ fn a_call_api_over_websocket_is_one_task_through_a_whole_call() {
         .build()
         .unwrap();
     clients.block_on(async {
-        assert_eq!(alive(), 0);
+        assert_eq!(alive_tasks(), 0);
         let alice = phone(&url, "alice", "a1");
         let bob = phone(&url, "bob", "b1");
-        assert_eq!(alive(), 2, "one task per CallApi");
+        assert_eq!(alive_tasks(), 2, "one task per CallApi");
         let (mut a, mut b) = (alice.subscribe(), bob.subscribe());
         for s in [&mut a, &mut b] {
-            wait(s, "link up", |n| {
-                matches!(n, Notification::Link(LinkState::Connected))
-            })
-            .await;
+            wait_linked(s, WAIT).await.expect("link up");
         }
-        assert_eq!(alive(), 2, "linked: the WebSocket link has no task");
+        assert_eq!(alive_tasks(), 2, "linked: the WebSocket link has no task");
         call_through(&alice, &bob, WAIT, |stage| {
-            assert_eq!(alive(), 2, "{stage}")
+            assert_eq!(alive_tasks(), 2, "{stage}")
         })
         .await
         .unwrap();
@@ -77,7 +57,7 @@ fn a_call_api_over_websocket_is_one_task_through_a_whole_call() {
         alice.shutdown().await.unwrap();
         bob.shutdown().await.unwrap();
         tokio::task::yield_now().await;
-        assert_eq!(alive(), 0, "shutdown ends the task");
+        assert_eq!(alive_tasks(), 0, "shutdown ends the task");
     });
     server_rt.block_on(server.shutdown());
 }

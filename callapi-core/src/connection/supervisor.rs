@@ -96,7 +96,6 @@ pub struct Supervisor<T: Transport> {
     /// What to report before polling anything again.
     events: VecDeque<SignalEvent>,
     state: watch::Sender<LinkState>,
-    scope: Option<String>,
     /// The machine's next deadline, kept between polls.
     timer: Deadline,
 }
@@ -133,7 +132,6 @@ impl<T: Transport> Supervisor<T> {
     /// the load when many clients start together (see [`RetrySchedule::first_attempt_jitter`]).
     pub fn start(transport: T, config: SupervisorConfig) -> Self {
         let (state, _) = watch::channel(LinkState::Disconnected);
-        let scope = config.credentials.room_scope().map(str::to_owned);
         let mut schedule = config.schedule;
         schedule.attempt_timeout = config.attempt_timeout;
         let machine = ConnectionMachine::new(
@@ -154,7 +152,6 @@ impl<T: Transport> Supervisor<T> {
             closing: FuturesUnordered::new(),
             events: VecDeque::new(),
             state,
-            scope,
             timer: Deadline::new(),
         }
     }
@@ -162,12 +159,6 @@ impl<T: Transport> Supervisor<T> {
     /// A `watch` of the link state.
     pub fn link_state(&self) -> watch::Receiver<LinkState> {
         self.state.subscribe()
-    }
-
-    /// Gives the machine `input` and performs what it asks.
-    async fn input(&mut self, input: ConnInput) {
-        self.machine.handle_input(input, now());
-        self.perform().await;
     }
 
     /// Performs the machine's outputs. Nothing here waits on the network: attempts, fetches
@@ -239,8 +230,10 @@ impl<T: Transport> Supervisor<T> {
         }
     }
 
+    /// Gives the machine `cmd` and performs what it asks.
     async fn command(&mut self, cmd: ConnCommand) {
-        self.input(ConnInput::Command(cmd)).await;
+        self.machine.handle_input(ConnInput::Command(cmd), now());
+        self.perform().await;
     }
 }
 
@@ -327,14 +320,10 @@ impl<T: Transport> SignalClient for Supervisor<T> {
     }
 
     async fn set_credentials(&mut self, credentials: Credentials) -> Result<(), SignalError> {
-        let scope = credentials.room_scope().map(str::to_owned);
-        self.machine.set_credentials(credentials)?;
-        self.perform().await;
-        self.scope = scope;
-        Ok(())
+        self.machine.set_credentials(credentials)
     }
 
     fn room_scope(&self) -> Option<String> {
-        self.scope.clone()
+        self.machine.credentials().room_scope().map(str::to_owned)
     }
 }

@@ -240,7 +240,7 @@ impl WsLink {
             match Pin::new(&mut self.ws).poll_next(cx) {
                 Poll::Ready(Some(Ok(msg))) => {
                     self.last_seen = now;
-                    self.on_message(msg);
+                    self.on_message(msg, cx);
                     continue;
                 }
                 Poll::Ready(Some(Err(err))) => {
@@ -270,15 +270,13 @@ impl WsLink {
         }
     }
 
-    fn on_message(&mut self, msg: Message) {
+    fn on_message(&mut self, msg: Message, cx: &mut Context<'_>) {
         match msg {
             Message::Text(text) => self.on_text(&text),
             Message::Close(frame) => {
-                // tungstenite queues the reply; it goes out with the next write or flush.
-                let error = close_error(frame.as_ref());
-                let mut cx = Context::from_waker(futures::task::noop_waker_ref());
-                let _ = Pin::new(&mut self.ws).poll_flush(&mut cx);
-                self.end(error);
+                // tungstenite queued the reply; hand it to the socket before the link ends.
+                let _ = Pin::new(&mut self.ws).poll_flush(cx);
+                self.end(close_error(frame.as_ref()));
             }
             _ => {}
         }
