@@ -22,7 +22,7 @@
 //! alice.set_reports_frames(false);
 //! bob.set_reports_frames(false);
 //! for m in [&mut alice, &mut bob] {
-//!     m.handle_input(Command::Prepare(PrepareConfig::new("room")).into(), t0)?;
+//!     m.handle_command(Command::Prepare(PrepareConfig::new("room")), t0)?;
 //! }
 //!
 //! // Deliver every envelope one machine wants to send to the other, until both are quiet.
@@ -30,7 +30,7 @@
 //!     let mut moved = false;
 //!     while let Some(out) = from.poll_output() {
 //!         if let Output::Send(env) = out {
-//!             to.handle_input(Input::Envelope(env), now).unwrap();
+//!             to.handle_input(Input::Envelope(env), now);
 //!             moved = true;
 //!         }
 //!     }
@@ -41,13 +41,13 @@
 //! }
 //!
 //! let bob_id = UserId::new("bob")?;
-//! alice.handle_input(Command::Call { remote: bob_id, call_type: CallType::Audio,
-//!                                    extension: Default::default() }.into(), t0)?;
+//! let call_id = alice.call(bob_id, CallType::Audio, Default::default(), t0)?;
 //! pump(&mut alice, &mut bob, t0);
 //! assert_eq!(bob.state(), CallState::Calling); // ringing
+//! assert_eq!(bob.call_info().map(|c| c.call_id), Some(call_id));
 //!
 //! let t1 = t0 + Duration::from_secs(2);
-//! bob.handle_input(Command::Accept.into(), t1)?;
+//! bob.handle_command(Command::Accept, t1)?;
 //! pump(&mut alice, &mut bob, t1);
 //! assert_eq!(alice.state(), CallState::Connected);
 //! assert_eq!(bob.state(), CallState::Connected);

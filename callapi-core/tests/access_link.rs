@@ -6,6 +6,7 @@
 
 mod lifecycle;
 
+use callapi_core::call::CommandError;
 use callapi_core::call::{CallEvent, CallState, StateReason};
 use callapi_core::connection::{ConnectError, Credentials};
 use callapi_core::protocol::CallType;
@@ -42,7 +43,7 @@ async fn prepare_in_another_room_is_refused() {
         .prepare(callapi_core::call::PrepareConfig::new("room-2"))
         .await
         .unwrap_err();
-    let CallApiError::InvalidArgument(msg) = &err else {
+    let CallApiError::Command(CommandError::InvalidArgument(msg)) = &err else {
         panic!("expected InvalidArgument, got {err:?}");
     };
     assert!(msg.contains("room-1") && msg.contains("room-2"), "{msg}");
@@ -248,7 +249,7 @@ async fn switching_from_token_to_access_link_is_refused_on_a_live_session() {
             .api
             .prepare(callapi_core::call::PrepareConfig::new("alice-room"))
             .await,
-        Err(CallApiError::InvalidArgument(_))
+        Err(CallApiError::Command(CommandError::InvalidArgument(_)))
     ));
     alice.prepare("room-9").await;
 }
@@ -269,7 +270,7 @@ async fn switching_from_access_link_to_token_is_refused_on_a_live_session() {
         g.api
             .prepare(callapi_core::call::PrepareConfig::new("room-2"))
             .await,
-        Err(CallApiError::InvalidArgument(_))
+        Err(CallApiError::Command(CommandError::InvalidArgument(_)))
     ));
 
     g.api.disconnect(false).await.unwrap();

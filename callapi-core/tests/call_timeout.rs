@@ -7,11 +7,11 @@ mod common;
 
 use std::time::Duration;
 
+use callapi_core::call::CommandError;
 use callapi_core::call::{
     CallEvent as E, Command, PrepareConfig, StateReason as R, MAX_CALL_TIMEOUT,
 };
 use callapi_core::protocol::{Body, CallType};
-use callapi_core::CallApiError;
 use callapi_signal_mock::world::SimMedia;
 use common::*;
 
@@ -247,7 +247,7 @@ fn prepare_with_a_timeout_above_five_minutes_is_refused() {
     let mut cfg = PrepareConfig::new("other-room");
     cfg.call_timeout = MAX_CALL_TIMEOUT + Duration::from_millis(1);
     let err = w.command(a, Command::Prepare(cfg)).unwrap_err();
-    assert!(matches!(err, CallApiError::InvalidArgument(_)), "{err:?}");
+    assert!(matches!(err, CommandError::InvalidArgument(_)), "{err:?}");
     assert_eq!(w.device(a).notifications.len(), notes);
 
     // The previous settings stay: default room and 15 s.

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use callapi_core::call::CommandError;
 use callapi_core::call::{
     CallConfig, CallEvent, CallState, Notification, PrepareConfig, StateReason,
 };
@@ -181,23 +182,23 @@ async fn commands_that_do_not_fit_the_state_fail_without_change() {
     let alice = api_with_media(&net, "alice", "a1");
     assert!(matches!(
         alice.call("bob", CallType::Video).await,
-        Err(CallApiError::NotPrepared)
+        Err(CallApiError::Command(CommandError::NotPrepared))
     ));
     alice.prepare(PrepareConfig::new("r")).await.unwrap();
     assert!(matches!(
         alice.accept().await,
-        Err(CallApiError::InvalidState {
+        Err(CallApiError::Command(CommandError::InvalidState {
             action: "accept",
             state: CallState::Prepared
-        })
+        }))
     ));
     assert!(matches!(
         alice.call("", CallType::Video).await,
-        Err(CallApiError::InvalidArgument(_))
+        Err(CallApiError::Command(CommandError::InvalidArgument(_)))
     ));
     assert!(matches!(
         alice.send_dtmf("1").await,
-        Err(CallApiError::InvalidState { .. })
+        Err(CallApiError::Command(CommandError::InvalidState { .. }))
     ));
     assert_eq!(alice.state(), CallState::Prepared);
     alice.shutdown().await.unwrap();

@@ -6,9 +6,9 @@ mod common;
 
 use std::time::Duration;
 
+use callapi_core::call::CommandError;
 use callapi_core::call::{CallEvent as E, CallState, Command, MediaCommand, StateReason as R};
 use callapi_core::protocol::{Body, CallType};
-use callapi_core::CallApiError;
 use callapi_signal_mock::world::{SimMedia, SimWorld};
 use callapi_signal_mock::FaultPlan;
 use common::*;
@@ -253,7 +253,7 @@ fn assert_cancel_refused(w: &mut SimWorld, d: usize, state: CallState) {
     let err = w.command(d, Command::Cancel { reason: None }).unwrap_err();
     assert_eq!(
         err,
-        CallApiError::InvalidState {
+        CommandError::InvalidState {
             action: "cancel",
             state
         }

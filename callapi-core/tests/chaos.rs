@@ -31,6 +31,13 @@ const CONFIRM_GRACE: Duration = Duration::from_secs(30);
 const ACTION_PHASE: Duration = Duration::from_secs(30);
 const SLACK: Duration = Duration::from_millis(5);
 
+/// What a device's user does at one instant of the action phase.
+#[derive(Debug)]
+enum Action {
+    Call(UserId, CallType),
+    Command(Command),
+}
+
 struct Outcome {
     /// Pauses (and disconnects) the machine performed on its link.
     link_closes: usize,
@@ -170,8 +177,8 @@ fn run_scenario(seed: u64, verbose: bool) -> Result<Outcome, String> {
         // link closes: at once, or after the call and its last acks).
         let link_roll: f64 = rng.gen();
         let cmd = match (state, role) {
-            _ if link_roll < 0.03 => Command::Pause,
-            _ if link_roll < 0.06 => Command::Resume,
+            _ if link_roll < 0.03 => Action::Command(Command::Pause),
+            _ if link_roll < 0.06 => Action::Command(Command::Resume),
             (CallState::Prepared, _) => {
                 let me = &w.devices[i].user;
                 let others: Vec<&UserId> = users.iter().filter(|u| *u != me).collect();
@@ -181,33 +188,31 @@ fn run_scenario(seed: u64, verbose: bool) -> Result<Outcome, String> {
                 } else {
                     CallType::Audio
                 };
-                Command::Call {
-                    remote: to,
-                    call_type,
-                    extension: Default::default(),
+                Action::Call(to, call_type)
+            }
+            _ => Action::Command(match (state, role) {
+                (CallState::Calling, Some(MediaRole::Callee)) if roll < 0.6 => Command::Accept,
+                (CallState::Calling, Some(MediaRole::Callee)) if roll < 0.8 => Command::Reject {
+                    reason: Some("no".into()),
+                },
+                (CallState::Calling, Some(MediaRole::Caller)) if roll < 0.3 => {
+                    Command::Cancel { reason: None }
                 }
-            }
-            (CallState::Calling, Some(MediaRole::Callee)) if roll < 0.6 => Command::Accept,
-            (CallState::Calling, Some(MediaRole::Callee)) if roll < 0.8 => Command::Reject {
-                reason: Some("no".into()),
-            },
-            (CallState::Calling, Some(MediaRole::Caller)) if roll < 0.3 => {
-                Command::Cancel { reason: None }
-            }
-            (CallState::Connected, _) if roll < 0.4 => Command::Hangup { reason: None },
-            (CallState::Connected, _) if roll < 0.7 => Command::SendMessage {
-                data: format!("m{seed}"),
-            },
-            (CallState::Connected, _) => Command::SendDtmf {
-                digits: "12#".into(),
-            },
-            // A random command in any other state: it may well be refused, which is fine.
-            _ => match rng.gen_range(0..4) {
-                0 => Command::Accept,
-                1 => Command::Cancel { reason: None },
-                2 => Command::Hangup { reason: None },
-                _ => Command::Reject { reason: None },
-            },
+                (CallState::Connected, _) if roll < 0.4 => Command::Hangup { reason: None },
+                (CallState::Connected, _) if roll < 0.7 => Command::SendMessage {
+                    data: format!("m{seed}"),
+                },
+                (CallState::Connected, _) => Command::SendDtmf {
+                    digits: "12#".into(),
+                },
+                // A random command in any other state: it may well be refused, which is fine.
+                _ => match rng.gen_range(0..4) {
+                    0 => Command::Accept,
+                    1 => Command::Cancel { reason: None },
+                    2 => Command::Hangup { reason: None },
+                    _ => Command::Reject { reason: None },
+                },
+            }),
         };
         if verbose {
             eprintln!(
@@ -215,7 +220,10 @@ fn run_scenario(seed: u64, verbose: bool) -> Result<Outcome, String> {
                 t.as_secs_f64()
             );
         }
-        let _ = w.command(i, cmd);
+        let _ = match cmd {
+            Action::Call(to, call_type) => w.call(i, to.as_str(), call_type).map(|_| ()),
+            Action::Command(cmd) => w.command(i, cmd),
+        };
     }
 
     // Users eventually hang up connected calls; everything else must end by itself.

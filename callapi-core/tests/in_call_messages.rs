@@ -6,11 +6,11 @@ mod common;
 
 use std::time::Duration;
 
+use callapi_core::call::CommandError;
 use callapi_core::call::{
     CallEvent as E, Command, Notification, StateReason as R, MAX_DTMF_DIGITS, MAX_MESSAGE_BYTES,
 };
 use callapi_core::protocol::{Body, CallType};
-use callapi_core::CallApiError;
 use callapi_signal_mock::world::{SimMedia, SimWorld};
 use callapi_signal_mock::FaultPlan;
 use common::*;
@@ -138,7 +138,7 @@ fn invalid_dtmf_is_refused_and_nothing_is_sent() {
     for digits in ["12x", "", too_many.as_str(), "1 2", "E", "ab-", "١"] {
         let err = w.command(a, dtmf(digits)).unwrap_err();
         assert!(
-            matches!(err, CallApiError::InvalidArgument(_)),
+            matches!(err, CommandError::InvalidArgument(_)),
             "{digits:?}: {err:?}"
         );
     }
@@ -185,7 +185,7 @@ fn messages_before_accept_are_refused() {
         for cmd in [msg("x"), dtmf("1")] {
             assert!(matches!(
                 w.command(d, cmd).unwrap_err(),
-                CallApiError::InvalidState {
+                CommandError::InvalidState {
                     state: Prepared,
                     ..
                 }
@@ -201,7 +201,7 @@ fn messages_before_accept_are_refused() {
         for cmd in [msg("x"), dtmf("1")] {
             assert!(matches!(
                 w.command(d, cmd).unwrap_err(),
-                CallApiError::InvalidState { state: Calling, .. }
+                CommandError::InvalidState { state: Calling, .. }
             ));
         }
     }
@@ -246,7 +246,7 @@ fn messages_after_the_call_ended_are_refused() {
     for d in [a, b] {
         assert!(matches!(
             w.command(d, msg("late")).unwrap_err(),
-            CallApiError::InvalidState { .. }
+            CommandError::InvalidState { .. }
         ));
     }
 }
@@ -259,7 +259,7 @@ fn an_oversize_message_is_refused_and_the_largest_allowed_one_arrives() {
     let err = w
         .command(a, msg(&"x".repeat(MAX_MESSAGE_BYTES + 1)))
         .unwrap_err();
-    assert!(matches!(err, CallApiError::InvalidArgument(_)), "{err:?}");
+    assert!(matches!(err, CommandError::InvalidArgument(_)), "{err:?}");
     assert_eq!(w.device(a).sent.len(), sent);
 
     let largest = "y".repeat(MAX_MESSAGE_BYTES);

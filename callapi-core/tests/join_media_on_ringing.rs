@@ -14,7 +14,7 @@ use callapi_core::call::{
     StateReason as R,
 };
 use callapi_core::media::{JoinRequest, MediaPlan, MediaRole};
-use callapi_core::protocol::{CallType, Extension, UserId};
+use callapi_core::protocol::{CallType, Extension};
 use callapi_signal_mock::world::SimWorld;
 use common::*;
 
@@ -223,15 +223,8 @@ fn call_with(w: &mut SimWorld, a: usize, early: Option<bool>) {
     if let Some(early) = early {
         extension.insert("early".into(), early.into());
     }
-    w.command(
-        a,
-        Command::Call {
-            remote: UserId::new("bob").unwrap(),
-            call_type: CallType::Video,
-            extension,
-        },
-    )
-    .unwrap();
+    w.call_with_extension(a, "bob", CallType::Video, extension)
+        .unwrap();
     w.run_for(Duration::from_secs(1));
 }
 

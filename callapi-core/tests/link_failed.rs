@@ -7,10 +7,10 @@ mod common;
 
 use std::time::Duration;
 
+use callapi_core::call::CommandError;
 use callapi_core::call::{CallEvent as E, Command, StateReason as R};
 use callapi_core::protocol::CallType;
 use callapi_core::signal::LinkState;
-use callapi_core::CallApiError;
 use common::*;
 
 fn failed() -> LinkState {
@@ -42,7 +42,7 @@ fn a_failed_session_ends_the_call_and_refuses_new_ones_until_the_link_is_back() 
     assert!(call_events(&w, a).contains(&E::SignalLost));
     assert_eq!(
         w.call(a, "bob", CallType::Audio),
-        Err(CallApiError::InvalidState {
+        Err(CommandError::InvalidState {
             action: "call",
             state: Failed
         })

@@ -7,9 +7,9 @@ mod common;
 
 use std::time::Duration;
 
+use callapi_core::call::CommandError;
 use callapi_core::call::{CallEvent as E, CallState, Command, PrepareConfig, StateReason as R};
-use callapi_core::protocol::{Body, CallType, Envelope, Extension, UserId};
-use callapi_core::CallApiError;
+use callapi_core::protocol::{Body, CallType, Envelope, Extension};
 use callapi_signal_mock::world::{SimMedia, SimWorld};
 use common::*;
 
@@ -46,7 +46,7 @@ fn call_before_prepare_is_refused_as_not_prepared() {
     let (mut w, a, _b) = unprepared();
     assert_eq!(w.device(a).machine.state(), CallState::Idle);
     let err = w.call(a, "bob", CallType::Video).unwrap_err();
-    assert_eq!(err, CallApiError::NotPrepared);
+    assert_eq!(err, CommandError::NotPrepared);
     assert!(w.device(a).notifications.is_empty());
     assert!(w.device(a).sent.is_empty());
     assert!(w.device(a).media_commands.is_empty());
@@ -77,7 +77,7 @@ fn prepare_during_a_call_is_refused_as_busy_and_keeps_the_settings() {
         let err = w
             .command(d, Command::Prepare(PrepareConfig::new("elsewhere")))
             .unwrap_err();
-        assert_eq!(err, CallApiError::Busy(Calling));
+        assert_eq!(err, CommandError::Busy(Calling));
         assert_untouched(&w, d, notes, sent);
     }
     w.command(b, Command::Accept).unwrap();
@@ -86,7 +86,7 @@ fn prepare_during_a_call_is_refused_as_busy_and_keeps_the_settings() {
         let err = w
             .command(d, Command::Prepare(PrepareConfig::new("elsewhere")))
             .unwrap_err();
-        assert_eq!(err, CallApiError::Busy(Connected));
+        assert_eq!(err, CommandError::Busy(Connected));
     }
     assert_eq!(
         states(&w, a).last(),
@@ -111,12 +111,12 @@ fn a_second_call_during_a_call_is_refused_as_busy() {
     let (notes, sent) = (w.device(a).notifications.len(), w.device(a).sent.len());
     assert_eq!(
         w.call(a, "carol", CallType::Video).unwrap_err(),
-        CallApiError::Busy(Calling)
+        CommandError::Busy(Calling)
     );
     assert_untouched(&w, a, notes, sent);
     assert_eq!(
         w.call(b, "alice", CallType::Video).unwrap_err(),
-        CallApiError::Busy(Calling)
+        CommandError::Busy(Calling)
     );
 }
 
@@ -160,15 +160,8 @@ fn the_prepare_extension_is_merged_under_the_call_extension() {
     let mut ext = Extension::new();
     ext.insert("k".into(), "from call".into());
     ext.insert("n".into(), 7.into());
-    w.command(
-        a,
-        Command::Call {
-            remote: UserId::new("bob").unwrap(),
-            call_type: CallType::Video,
-            extension: ext,
-        },
-    )
-    .unwrap();
+    w.call_with_extension(a, "bob", CallType::Video, ext)
+        .unwrap();
     w.run_for(Duration::from_secs(1));
     let mut expected = Extension::new();
     expected.insert("app".into(), "demo".into());
@@ -188,12 +181,12 @@ fn an_empty_room_is_refused() {
     let err = w
         .command(a, Command::Prepare(PrepareConfig::new("")))
         .unwrap_err();
-    assert!(matches!(err, CallApiError::InvalidArgument(_)), "{err:?}");
+    assert!(matches!(err, CommandError::InvalidArgument(_)), "{err:?}");
     assert!(w.device(a).notifications.is_empty());
     assert_eq!(w.device(a).machine.state(), CallState::Idle);
     assert_eq!(
         w.call(a, "bob", CallType::Video).unwrap_err(),
-        CallApiError::NotPrepared
+        CommandError::NotPrepared
     );
 
     // Prepared: keeps its room.
@@ -201,7 +194,7 @@ fn an_empty_room_is_refused() {
     let notes = w.device(a).notifications.len();
     assert!(matches!(
         w.command(a, Command::Prepare(PrepareConfig::new(""))),
-        Err(CallApiError::InvalidArgument(_))
+        Err(CommandError::InvalidArgument(_))
     ));
     assert_eq!(w.device(a).notifications.len(), notes);
     w.call(a, "bob", CallType::Video).unwrap();
@@ -213,7 +206,7 @@ fn calling_yourself_is_refused() {
     let (mut w, a, _b) = two_party();
     let notes = w.device(a).notifications.len();
     let err = w.call(a, "alice", CallType::Video).unwrap_err();
-    assert!(matches!(err, CallApiError::InvalidArgument(_)), "{err:?}");
+    assert!(matches!(err, CommandError::InvalidArgument(_)), "{err:?}");
     assert_untouched(&w, a, notes, 0);
     assert!(w.device(a).media_commands.is_empty());
     assert_eq!(w.device(a).machine.state(), Prepared);
@@ -297,7 +290,7 @@ fn deinitialize_during_a_call_hangs_up_and_later_invites_are_declined_busy() {
     // And alice cannot call until she prepares again.
     assert_eq!(
         w.call(a, "bob", CallType::Video).unwrap_err(),
-        CallApiError::NotPrepared
+        CommandError::NotPrepared
     );
     w.prepare_default(a).unwrap();
     assert_eq!(last_change(&w, a).state, Prepared);

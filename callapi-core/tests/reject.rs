@@ -7,9 +7,9 @@ mod common;
 
 use std::time::Duration;
 
+use callapi_core::call::CommandError;
 use callapi_core::call::{CallEvent as E, CallState, Command, MediaCommand, StateReason as R};
 use callapi_core::protocol::{Body, CallType};
-use callapi_core::CallApiError;
 use common::*;
 
 fn ringing() -> (callapi_signal_mock::world::SimWorld, usize, usize) {
@@ -151,7 +151,7 @@ fn assert_reject_refused(w: &mut callapi_signal_mock::world::SimWorld, d: usize,
         .unwrap_err();
     assert_eq!(
         err,
-        CallApiError::InvalidState {
+        CommandError::InvalidState {
             action: "reject",
             state
         }

@@ -10,14 +10,18 @@
 
 use std::time::Duration;
 
-use callapi_core::call::{CallConfig, CallState, CallTimings, Notification, PrepareConfig};
+use callapi_core::call::{
+    CallConfig, CallState, CallTimings, CommandError, Notification, PrepareConfig,
+};
 use callapi_core::protocol::{CallType, DeviceId, UserId};
 use callapi_core::{CallApi, CallApiError, NotificationStream};
 use callapi_signal_mock::{FaultPlan, MockMedia, MockNetwork};
 use tokio::time::Instant;
 
 fn device(net: &MockNetwork, user: &str, dev: &str) -> Result<CallApi, CallApiError> {
-    let bad = |e: callapi_core::protocol::IdError| CallApiError::InvalidArgument(e.to_string());
+    let bad = |e: callapi_core::protocol::IdError| {
+        CallApiError::from(CommandError::InvalidArgument(e.to_string()))
+    };
     let user = UserId::new(user).map_err(bad)?;
     let dev = DeviceId::new(dev).map_err(bad)?;
     let client = net.connect(user.clone(), dev.clone());

@@ -8,12 +8,11 @@ use std::collections::BinaryHeap;
 use std::time::{Duration, Instant};
 
 use callapi_core::call::{
-    CallConfig, CallMachine, CallState, Command, Input, LinkCommand, MediaCommand, Notification,
-    Output,
+    CallConfig, CallMachine, CallState, Command, CommandError, Input, LinkCommand, MediaCommand,
+    Notification, Output,
 };
 use callapi_core::media::{MediaEvent, MediaKind};
-use callapi_core::protocol::{CallType, DeviceId, Envelope, UserId};
-use callapi_core::CallApiError;
+use callapi_core::protocol::{CallId, CallType, DeviceId, Envelope, Extension, UserId};
 
 use crate::fault::FaultPlan;
 use crate::sim::SimNetwork;
@@ -186,17 +185,15 @@ impl SimWorld {
     }
 
     /// Runs a command on a device now.
-    pub fn command(&mut self, index: DeviceIndex, cmd: Command) -> Result<(), CallApiError> {
+    pub fn command(&mut self, index: DeviceIndex, cmd: Command) -> Result<(), CommandError> {
         let now = self.now;
-        let result = self.devices[index]
-            .machine
-            .handle_input(Input::Command(cmd), now);
+        let result = self.devices[index].machine.handle_command(cmd, now);
         self.drain(index);
         result
     }
 
     /// Prepares a device with default settings in room `"{user}-room"`.
-    pub fn prepare_default(&mut self, index: DeviceIndex) -> Result<(), CallApiError> {
+    pub fn prepare_default(&mut self, index: DeviceIndex) -> Result<(), CommandError> {
         let room = format!("{}-room", self.devices[index].user);
         self.command(
             index,
@@ -204,29 +201,39 @@ impl SimWorld {
         )
     }
 
-    /// Places a call from device `index` to `remote`.
+    /// Places a call from device `index` to `remote` and answers its id.
     #[allow(clippy::expect_used)]
     pub fn call(
         &mut self,
         index: DeviceIndex,
         remote: &str,
         call_type: CallType,
-    ) -> Result<(), CallApiError> {
+    ) -> Result<CallId, CommandError> {
+        self.call_with_extension(index, remote, call_type, Extension::new())
+    }
+
+    /// Places a call with extension data (merged over the prepare extension).
+    #[allow(clippy::expect_used)]
+    pub fn call_with_extension(
+        &mut self,
+        index: DeviceIndex,
+        remote: &str,
+        call_type: CallType,
+        extension: Extension,
+    ) -> Result<CallId, CommandError> {
         let remote = UserId::new(remote).expect("valid user id");
-        self.command(
-            index,
-            Command::Call {
-                remote,
-                call_type,
-                extension: Default::default(),
-            },
-        )
+        let now = self.now;
+        let result = self.devices[index]
+            .machine
+            .call(remote, call_type, extension, now);
+        self.drain(index);
+        result
     }
 
     /// Feeds a media event to a device now.
     pub fn media_event(&mut self, index: DeviceIndex, event: MediaEvent) {
         let now = self.now;
-        let _ = self.devices[index]
+        self.devices[index]
             .machine
             .handle_input(Input::Media(event), now);
         self.drain(index);
@@ -257,14 +264,14 @@ impl SimWorld {
         let d = &mut self.devices[index];
         self.net
             .set_online(d.user.clone(), d.device.clone(), online, now);
-        let _ = d.machine.handle_input(Input::Link(state), now);
+        d.machine.handle_input(Input::Link(state), now);
     }
 
     /// Feeds a link state change to a device's machine now (the network is not touched; see
     /// [`set_online`](Self::set_online) for that).
     pub fn link_event(&mut self, index: DeviceIndex, state: callapi_core::signal::LinkState) {
         let now = self.now;
-        let _ = self.devices[index]
+        self.devices[index]
             .machine
             .handle_input(Input::Link(state), now);
         self.drain(index);
@@ -314,7 +321,7 @@ impl SimWorld {
         match cmd {
             MediaCommand::Join(req) => {
                 if media.fail_join {
-                    let _ = self.devices[index].machine.handle_input(
+                    self.devices[index].machine.handle_input(
                         Input::MediaJoinFailed {
                             call_id: req.call_id,
                             message: "simulated join failure".into(),
@@ -394,7 +401,7 @@ impl SimWorld {
                 .iter()
                 .position(|d| d.user == delivery.user && d.device == delivery.device)
             {
-                let _ = self.devices[i]
+                self.devices[i]
                     .machine
                     .handle_input(Input::Envelope(delivery.envelope), now);
                 self.drain(i);

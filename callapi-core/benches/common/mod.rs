@@ -12,7 +12,7 @@ pub fn relay(from: &mut CallMachine, to: &mut CallMachine, now: Instant) -> u64 
     let mut n = 0;
     while let Some(out) = from.poll_output() {
         if let Output::Send(env) = out {
-            to.handle_input(Input::Envelope(env), now).unwrap();
+            to.handle_input(Input::Envelope(env), now);
             n += 1;
         }
     }
@@ -37,8 +37,8 @@ pub fn machine(user: &str, seed: u64, t0: Instant) -> CallMachine {
         1_700_000_000_000,
     );
     m.set_reports_frames(false);
-    m.handle_input(
-        Command::Prepare(PrepareConfig::new(format!("{user}-room"))).into(),
+    m.handle_command(
+        Command::Prepare(PrepareConfig::new(format!("{user}-room"))),
         t0,
     )
     .unwrap();
@@ -55,23 +55,15 @@ pub fn one_call(
     hang_up: bool,
 ) -> u64 {
     let mut n = 2;
-    a.handle_input(
-        Command::Call {
-            remote: bob.clone(),
-            call_type: CallType::Video,
-            extension: Default::default(),
-        }
-        .into(),
-        now,
-    )
-    .unwrap();
+    a.call(bob.clone(), CallType::Video, Default::default(), now)
+        .unwrap();
     n += pump(a, b, now);
-    b.handle_input(Command::Accept.into(), now).unwrap();
+    b.handle_command(Command::Accept, now).unwrap();
     n += pump(a, b, now);
     assert_eq!(a.state(), CallState::Connected);
     assert_eq!(b.state(), CallState::Connected);
     if hang_up {
-        a.handle_input(Command::Hangup { reason: None }.into(), now)
+        a.handle_command(Command::Hangup { reason: None }, now)
             .unwrap();
         n += 1 + pump(a, b, now);
     }

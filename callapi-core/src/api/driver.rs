@@ -8,40 +8,39 @@ use tracing::Instrument;
 
 use super::media_lane::{MediaLane, MediaOp};
 use crate::call::{
-    CallInfo, CallMachine, CallState, CallTimings, Command, Input, LinkCommand, MediaCommand,
-    Notification, Output,
+    CallInfo, CallMachine, CallState, CallTimings, Command, CommandError, Input, LinkCommand,
+    MediaCommand, Notification, Output,
 };
 use crate::connection::Credentials;
 use crate::deadline::Deadline;
 use crate::error::CallApiError;
-use crate::protocol::CallId;
+use crate::protocol::{CallId, CallType, Extension, UserId};
 use crate::signal::{SignalClient, SignalEvent};
 
-/// What a request returns.
+/// Where a request's answer goes.
+pub(crate) type Reply<T> = oneshot::Sender<Result<T, CallApiError>>;
+
+/// A call to place (`CallApi::call`).
 #[derive(Debug)]
-pub(crate) enum Reply {
-    Done,
-    CallId(CallId),
-    Timings(Option<CallTimings>),
-    Info(Option<CallInfo>),
+pub(crate) struct PlaceCall {
+    pub remote: UserId,
+    pub call_type: CallType,
+    pub extension: Extension,
 }
 
-/// A request from a handle to the driver task.
+/// A request from a handle to the driver task, with the channel for its typed answer.
 #[derive(Debug)]
 pub(crate) enum Request {
-    Machine(Command),
-    Timings,
-    Info,
-    MediaStats,
-    RenewToken(String),
-    SetCredentials(Credentials),
-    Shutdown,
+    Command(Command, Reply<()>),
+    Call(PlaceCall, Reply<CallId>),
+    Timings(oneshot::Sender<Option<CallTimings>>),
+    Info(oneshot::Sender<Option<CallInfo>>),
+    MediaStats(Reply<()>),
+    RenewToken(String, Reply<()>),
+    SetCredentials(Credentials, Reply<()>),
+    /// Answered once the task has closed everything.
+    Shutdown(oneshot::Sender<()>),
 }
-
-/// Where a request's answer goes.
-pub(crate) type ReplyTx = oneshot::Sender<Result<Reply, CallApiError>>;
-
-pub(crate) type Envelope = (Request, ReplyTx);
 
 /// Subscribers of notifications.
 pub(crate) type Subscribers = Arc<Mutex<Vec<mpsc::UnboundedSender<Notification>>>>;
@@ -51,7 +50,7 @@ pub(crate) struct Driver<S> {
     pub signal: S,
     /// The media engine, beside the loop: never awaited by it.
     pub media: MediaLane,
-    pub requests: mpsc::UnboundedReceiver<Envelope>,
+    pub requests: mpsc::UnboundedReceiver<Request>,
     pub state: watch::Sender<CallState>,
     pub subscribers: Subscribers,
     /// The machine's next deadline.
@@ -59,7 +58,7 @@ pub(crate) struct Driver<S> {
 }
 
 enum Step {
-    Request(Option<Envelope>),
+    Request(Option<Request>),
     Signal(Option<SignalEvent>),
     Media(Option<Input>),
     Timer,
@@ -74,7 +73,7 @@ impl<S: SignalClient> Driver<S> {
         let mut signal_open = true;
         let mut media_open = true;
         // The shutdown request, answered when everything is closed.
-        let mut shutdown: Option<ReplyTx> = None;
+        let mut shutdown: Option<oneshot::Sender<()>> = None;
         loop {
             let step = tokio::select! {
                 req = self.requests.recv() => Step::Request(req),
@@ -111,7 +110,7 @@ impl<S: SignalClient> Driver<S> {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clear();
         if let Some(reply) = shutdown {
-            let _ = reply.send(Ok(Reply::Done));
+            let _ = reply.send(());
         }
     }
 
@@ -121,20 +120,16 @@ impl<S: SignalClient> Driver<S> {
         step: Step,
         signal_open: &mut bool,
         media_open: &mut bool,
-        closing: &mut Option<ReplyTx>,
+        closing: &mut Option<oneshot::Sender<()>>,
     ) -> bool {
         match step {
             Step::Request(None) => return true,
-            Step::Request(Some((req, reply))) => {
-                let shutdown = matches!(req, Request::Shutdown);
-                let result = self.on_request(req).await;
-                self.flush().await;
-                if shutdown {
+            Step::Request(Some(req)) => {
+                if let Some(reply) = self.on_request(req).await {
                     // Answered once the task has closed everything (`run`).
                     *closing = Some(reply);
                     return true;
                 }
-                let _ = reply.send(result);
             }
             Step::Signal(None) => *signal_open = false,
             Step::Signal(Some(ev)) => {
@@ -148,63 +143,80 @@ impl<S: SignalClient> Driver<S> {
                     }
                 };
                 if let Some(input) = input {
-                    let _ = self.machine.handle_input(input, now());
+                    self.machine.handle_input(input, now());
                 }
             }
             Step::Media(None) => *media_open = false,
-            Step::Media(Some(input)) => {
-                let _ = self.machine.handle_input(input, now());
-            }
+            Step::Media(Some(input)) => self.machine.handle_input(input, now()),
             Step::Timer => self.machine.handle_timeout(now()),
         }
         self.flush().await;
         false
     }
 
-    async fn on_request(&mut self, req: Request) -> Result<Reply, CallApiError> {
+    /// Handles one request and answers it once the outputs it caused are performed; a shutdown
+    /// answers nothing yet and hands its reply back.
+    async fn on_request(&mut self, req: Request) -> Option<oneshot::Sender<()>> {
         match req {
-            Request::Machine(cmd) => {
-                let is_call = matches!(cmd, Command::Call { .. });
-                self.machine.handle_input(Input::Command(cmd), now())?;
-                match (is_call, self.machine.call_info()) {
-                    (true, Some(info)) => Ok(Reply::CallId(info.call_id)),
-                    _ => Ok(Reply::Done),
+            Request::Command(cmd, reply) => {
+                let result = self.machine.handle_command(cmd, now());
+                self.flush().await;
+                let _ = reply.send(result.map_err(CallApiError::from));
+            }
+            Request::Call(call, reply) => {
+                let result = self
+                    .machine
+                    .call(call.remote, call.call_type, call.extension, now());
+                self.flush().await;
+                let _ = reply.send(result.map_err(CallApiError::from));
+            }
+            Request::Timings(reply) => {
+                let _ = reply.send(self.machine.call_timings());
+            }
+            Request::Info(reply) => {
+                let _ = reply.send(self.machine.call_info());
+            }
+            Request::MediaStats(reply) => {
+                let result = match self.machine.call_info() {
+                    Some(info) => {
+                        // The figures arrive as a `MediaEvent::Stats` notification.
+                        self.media.send(MediaOp::Stats(info.call_id));
+                        Ok(())
+                    }
+                    None => Err(CommandError::InvalidState {
+                        action: "get media stats",
+                        state: self.machine.state(),
+                    }
+                    .into()),
+                };
+                let _ = reply.send(result);
+            }
+            Request::RenewToken(token, reply) => {
+                let result = self.signal.renew_token(token).await;
+                let _ = reply.send(result.map_err(CallApiError::from));
+            }
+            Request::SetCredentials(credentials, reply) => {
+                let result = self.signal.set_credentials(credentials).await;
+                if result.is_ok() {
+                    self.machine.set_room_scope(self.signal.room_scope());
                 }
+                self.flush().await;
+                let _ = reply.send(result.map_err(CallApiError::from));
             }
-            Request::Timings => Ok(Reply::Timings(self.machine.call_timings())),
-            Request::Info => Ok(Reply::Info(self.machine.call_info())),
-            Request::MediaStats => match self.machine.call_info() {
-                Some(info) => {
-                    // The figures arrive as a `MediaEvent::Stats` notification.
-                    self.media.send(MediaOp::Stats(info.call_id));
-                    Ok(Reply::Done)
-                }
-                None => Err(CallApiError::InvalidState {
-                    action: "get media stats",
-                    state: self.machine.state(),
-                }),
-            },
-            Request::RenewToken(token) => {
-                self.signal.renew_token(token).await?;
-                Ok(Reply::Done)
-            }
-            Request::SetCredentials(credentials) => {
-                self.signal.set_credentials(credentials).await?;
-                self.machine.set_room_scope(self.signal.room_scope());
-                Ok(Reply::Done)
-            }
-            Request::Shutdown => {
+            Request::Shutdown(reply) => {
                 if self.machine.call_info().is_some() {
-                    let _ = self.machine.handle_input(
-                        Input::Command(Command::Hangup {
+                    let _ = self.machine.handle_command(
+                        Command::Hangup {
                             reason: Some("shutdown".into()),
-                        }),
+                        },
                         now(),
                     );
                 }
-                Ok(Reply::Done)
+                self.flush().await;
+                return Some(reply);
             }
         }
+        None
     }
 
     /// Performs every pending output of the machine.

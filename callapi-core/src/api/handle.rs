@@ -5,14 +5,15 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::call::{
-    CallConfig, CallInfo, CallMachine, CallPolicy, CallState, CallTimings, Command, PrepareConfig,
+    CallConfig, CallInfo, CallMachine, CallPolicy, CallState, CallTimings, Command, CommandError,
+    PrepareConfig,
 };
 use crate::error::CallApiError;
 use crate::media::MediaEngine;
 use crate::protocol::{CallId, CallType, Extension, UserId};
 use crate::signal::SignalClient;
 
-use super::driver::{Driver, Envelope, Reply, Request, Subscribers};
+use super::driver::{Driver, PlaceCall, Reply, Request, Subscribers};
 use super::media_lane::MediaLane;
 use super::stream::NotificationStream;
 
@@ -24,7 +25,7 @@ use super::stream::NotificationStream;
 /// ([`state_watch`](Self::state_watch)).
 #[derive(Debug, Clone)]
 pub struct CallApi {
-    requests: mpsc::UnboundedSender<Envelope>,
+    requests: mpsc::UnboundedSender<Request>,
     state: watch::Receiver<CallState>,
     subscribers: Subscribers,
     user: UserId,
@@ -74,16 +75,29 @@ impl CallApi {
         }
     }
 
-    async fn request(&self, req: Request) -> Result<Reply, CallApiError> {
+    /// Sends a request and waits for its answer.
+    async fn ask<T>(&self, req: impl FnOnce(Reply<T>) -> Request) -> Result<T, CallApiError> {
         let (tx, rx) = oneshot::channel();
         self.requests
-            .send((req, tx))
+            .send(req(tx))
             .map_err(|_| CallApiError::Shutdown)?;
         rx.await.map_err(|_| CallApiError::Shutdown)?
     }
 
+    /// Sends a request that cannot fail and waits for its answer.
+    async fn query<T>(
+        &self,
+        req: impl FnOnce(oneshot::Sender<T>) -> Request,
+    ) -> Result<T, CallApiError> {
+        let (tx, rx) = oneshot::channel();
+        self.requests
+            .send(req(tx))
+            .map_err(|_| CallApiError::Shutdown)?;
+        rx.await.map_err(|_| CallApiError::Shutdown)
+    }
+
     async fn command(&self, cmd: Command) -> Result<(), CallApiError> {
-        self.request(Request::Machine(cmd)).await.map(|_| ())
+        self.ask(|tx| Request::Command(cmd, tx)).await
     }
 
     /// The local user.
@@ -129,21 +143,14 @@ impl CallApi {
         call_type: CallType,
         extension: Extension,
     ) -> Result<CallId, CallApiError> {
-        let remote =
-            UserId::new(remote).map_err(|e| CallApiError::InvalidArgument(e.to_string()))?;
-        match self
-            .request(Request::Machine(Command::Call {
-                remote,
-                call_type,
-                extension,
-            }))
-            .await?
-        {
-            Reply::CallId(id) => Ok(id),
-            other => Err(CallApiError::InvalidArgument(format!(
-                "unexpected reply {other:?}"
-            ))),
-        }
+        let remote = UserId::new(remote)
+            .map_err(|e| CommandError::InvalidArgument(format!("callee: {e}")))?;
+        let call = PlaceCall {
+            remote,
+            call_type,
+            extension,
+        };
+        self.ask(|tx| Request::Call(call, tx)).await
     }
 
     /// Answers the ringing call.
@@ -182,30 +189,23 @@ impl CallApi {
 
     /// Timing diagnostics of the current call, or of the last one.
     pub async fn call_timings(&self) -> Result<Option<CallTimings>, CallApiError> {
-        match self.request(Request::Timings).await? {
-            Reply::Timings(t) => Ok(t),
-            _ => Ok(None),
-        }
+        self.query(Request::Timings).await
     }
 
     /// The call in progress, if any.
     pub async fn call_info(&self) -> Result<Option<CallInfo>, CallApiError> {
-        match self.request(Request::Info).await? {
-            Reply::Info(i) => Ok(i),
-            _ => Ok(None),
-        }
+        self.query(Request::Info).await
     }
 
     /// Asks the media engine for figures; they arrive as a `MediaStats` notification.
     pub async fn media_stats(&self) -> Result<(), CallApiError> {
-        self.request(Request::MediaStats).await.map(|_| ())
+        self.ask(Request::MediaStats).await
     }
 
     /// Hands a fresh token to the signaling backend (renewal on the live link).
     pub async fn renew_token(&self, token: impl Into<String>) -> Result<(), CallApiError> {
-        self.request(Request::RenewToken(token.into()))
-            .await
-            .map(|_| ())
+        let token = token.into();
+        self.ask(|tx| Request::RenewToken(token, tx)).await
     }
 
     /// Closes the signaling link while the app is in the background. During a call, the link
@@ -214,32 +214,24 @@ impl CallApi {
     pub async fn pause(&self) -> Result<(), CallApiError> {
         // What a pause means for the link (and for a call in progress) is the machine's
         // decision; it answers with `Output::Link`.
-        self.request(Request::Machine(Command::Pause))
-            .await
-            .map(|_| ())
+        self.command(Command::Pause).await
     }
 
     /// Reconnects after [`pause`](Self::pause) or [`disconnect`](Self::disconnect) (and cancels
     /// a pause still waiting for a call to end).
     pub async fn resume(&self) -> Result<(), CallApiError> {
-        self.request(Request::Machine(Command::Resume))
-            .await
-            .map(|_| ())
+        self.command(Command::Resume).await
     }
 
     /// Hangs up any call and ends the signaling session; with `clear_saved_data`, also forgets
     /// tokens, pending messages and the memory of past calls.
     pub async fn disconnect(&self, clear_saved_data: bool) -> Result<(), CallApiError> {
-        self.request(Request::Machine(Command::Disconnect { clear_saved_data }))
-            .await
-            .map(|_| ())
+        self.command(Command::Disconnect { clear_saved_data }).await
     }
 
     /// Hangs up any call, goes `Idle`, disconnects and clears all saved data.
     pub async fn reset(&self) -> Result<(), CallApiError> {
-        self.request(Request::Machine(Command::Reset))
-            .await
-            .map(|_| ())
+        self.command(Command::Reset).await
     }
 
     /// Replaces the signaling credentials. Switching between token and access-link credentials
@@ -248,9 +240,8 @@ impl CallApi {
         &self,
         credentials: crate::connection::Credentials,
     ) -> Result<(), CallApiError> {
-        self.request(Request::SetCredentials(credentials))
+        self.ask(|tx| Request::SetCredentials(credentials, tx))
             .await
-            .map(|_| ())
     }
 
     /// Ends any call and goes back to `Idle` (unreachable until the next `prepare`).
@@ -261,6 +252,6 @@ impl CallApi {
     /// Hangs up any call, closes the signaling client and stops the task. Every handle then
     /// returns [`CallApiError::Shutdown`].
     pub async fn shutdown(&self) -> Result<(), CallApiError> {
-        self.request(Request::Shutdown).await.map(|_| ())
+        self.query(Request::Shutdown).await
     }
 }

@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::error::CallApiError;
 use crate::media::{JoinRequest, MediaEvent, MediaKind, MediaRole};
 use crate::protocol::{
     Body, CallId, CallType, DecodeError, DeviceId, Elsewhere, Envelope, Extension, MessageId,
@@ -17,10 +16,11 @@ use crate::protocol::{
 };
 use crate::signal::LinkState;
 
+use super::command::{Command, CommandError};
 use super::config::{
     CallConfig, CallPolicy, DefaultPolicy, IncomingInvite, PrepareConfig, MAX_CALL_TIMEOUT,
 };
-use super::io::{Command, Input, LinkCommand, MediaCommand, Output};
+use super::io::{Input, LinkCommand, MediaCommand, Output};
 use super::reliable::Reliable;
 use super::session::{Call, DeviceStatus, Ended, LateReply, Participant};
 use super::state::{
@@ -230,17 +230,11 @@ impl CallMachine {
         self.link_policy(now);
     }
 
-    /// Feeds one input. Commands that do not fit the state return an error and change nothing.
-    pub fn handle_input(&mut self, input: Input, now: Instant) -> Result<(), CallApiError> {
+    /// Feeds one input (an envelope, a media event, a link change). Inputs are facts: the
+    /// machine reacts to each and never refuses one.
+    pub fn handle_input(&mut self, input: Input, now: Instant) {
         self.handle_timeout(now);
-        let result = self.on_input(input, now);
-        self.link_policy(now);
-        result
-    }
-
-    fn on_input(&mut self, input: Input, now: Instant) -> Result<(), CallApiError> {
         match input {
-            Input::Command(cmd) => return self.on_command(cmd, now),
             Input::Envelope(env) => self.on_envelope(env, now),
             Input::InvalidEnvelope(err) => self.on_invalid(&err),
             Input::Media(ev) => self.on_media(ev, now),
@@ -251,7 +245,31 @@ impl CallMachine {
             }
             Input::Link(state) => self.on_link(state, now),
         }
-        Ok(())
+        self.link_policy(now);
+    }
+
+    /// Runs an app command. A command that does not fit the state is refused with a
+    /// [`CommandError`] and changes nothing.
+    pub fn handle_command(&mut self, cmd: Command, now: Instant) -> Result<(), CommandError> {
+        self.handle_timeout(now);
+        let result = self.on_command(cmd, now);
+        self.link_policy(now);
+        result
+    }
+
+    /// Places a call to `remote` (`Prepared` → `Calling`) and answers its id. `extension` is
+    /// merged over the prepare extension.
+    pub fn call(
+        &mut self,
+        remote: UserId,
+        call_type: CallType,
+        extension: Extension,
+        now: Instant,
+    ) -> Result<CallId, CommandError> {
+        self.handle_timeout(now);
+        let result = self.place_call(remote, call_type, extension, now);
+        self.link_policy(now);
+        result
     }
 
     // ---------------------------------------------------------------- helpers
@@ -480,14 +498,9 @@ impl CallMachine {
 
     // ---------------------------------------------------------------- commands
 
-    fn on_command(&mut self, cmd: Command, now: Instant) -> Result<(), CallApiError> {
+    fn on_command(&mut self, cmd: Command, now: Instant) -> Result<(), CommandError> {
         match cmd {
             Command::Prepare(cfg) => self.prepare(cfg),
-            Command::Call {
-                remote,
-                call_type,
-                extension,
-            } => self.call(remote, call_type, extension, now),
             Command::Accept => self.accept(now),
             Command::Reject { reason } => self.reject(reason, now),
             Command::Cancel { reason } => self.cancel(reason, now),
@@ -584,22 +597,22 @@ impl CallMachine {
         }
     }
 
-    fn prepare(&mut self, cfg: PrepareConfig) -> Result<(), CallApiError> {
+    fn prepare(&mut self, cfg: PrepareConfig) -> Result<(), CommandError> {
         if self.call.is_some() {
-            return Err(CallApiError::Busy(self.state));
+            return Err(CommandError::Busy(self.state));
         }
         if cfg.call_timeout > MAX_CALL_TIMEOUT {
-            return Err(CallApiError::InvalidArgument(format!(
+            return Err(CommandError::InvalidArgument(format!(
                 "call_timeout {:?} exceeds the maximum {:?}",
                 cfg.call_timeout, MAX_CALL_TIMEOUT
             )));
         }
         if cfg.room_id.is_empty() {
-            return Err(CallApiError::InvalidArgument("room_id is empty".into()));
+            return Err(CommandError::InvalidArgument("room_id is empty".into()));
         }
         if let Some(scope) = &self.room_scope {
             if &cfg.room_id != scope {
-                return Err(CallApiError::InvalidArgument(format!(
+                return Err(CommandError::InvalidArgument(format!(
                     "this access-link session may only use room {scope:?}, not {:?}",
                     cfg.room_id
                 )));
@@ -628,27 +641,27 @@ impl CallMachine {
         }
     }
 
-    fn call(
+    fn place_call(
         &mut self,
         remote: UserId,
         call_type: CallType,
         extension: Extension,
         now: Instant,
-    ) -> Result<(), CallApiError> {
+    ) -> Result<CallId, CommandError> {
         let Some(prep) = self.prepared.clone() else {
-            return Err(CallApiError::NotPrepared);
+            return Err(CommandError::NotPrepared);
         };
         if self.call.is_some() {
-            return Err(CallApiError::Busy(self.state));
+            return Err(CommandError::Busy(self.state));
         }
         if self.state != CallState::Prepared {
-            return Err(CallApiError::InvalidState {
+            return Err(CommandError::InvalidState {
                 action: "call",
                 state: self.state,
             });
         }
         if remote == self.cfg.user_id {
-            return Err(CallApiError::InvalidArgument(
+            return Err(CommandError::InvalidArgument(
                 "cannot call yourself".to_owned(),
             ));
         }
@@ -692,19 +705,19 @@ impl CallMachine {
             now,
         );
         self.join_media();
-        Ok(())
+        Ok(id)
     }
 
-    fn accept(&mut self, now: Instant) -> Result<(), CallApiError> {
+    fn accept(&mut self, now: Instant) -> Result<(), CommandError> {
         let state = self.state;
         let Some(call) = &mut self.call else {
-            return Err(CallApiError::InvalidState {
+            return Err(CommandError::InvalidState {
                 action: "accept",
                 state,
             });
         };
         if call.is_caller() || state != CallState::Calling {
-            return Err(CallApiError::InvalidState {
+            return Err(CommandError::InvalidState {
                 action: "accept",
                 state,
             });
@@ -733,12 +746,12 @@ impl CallMachine {
         Ok(())
     }
 
-    fn reject(&mut self, reason: Option<String>, now: Instant) -> Result<(), CallApiError> {
+    fn reject(&mut self, reason: Option<String>, now: Instant) -> Result<(), CommandError> {
         let state = self.state;
         match &self.call {
             Some(c) if !c.is_caller() && state == CallState::Calling => {}
             _ => {
-                return Err(CallApiError::InvalidState {
+                return Err(CommandError::InvalidState {
                     action: "reject",
                     state,
                 })
@@ -759,14 +772,14 @@ impl CallMachine {
         Ok(())
     }
 
-    fn cancel(&mut self, reason: Option<String>, now: Instant) -> Result<(), CallApiError> {
+    fn cancel(&mut self, reason: Option<String>, now: Instant) -> Result<(), CommandError> {
         let state = self.state;
         match &self.call {
             Some(c)
                 if c.is_caller() && matches!(state, CallState::Calling | CallState::Connecting) => {
             }
             _ => {
-                return Err(CallApiError::InvalidState {
+                return Err(CommandError::InvalidState {
                     action: "cancel",
                     state,
                 })
@@ -817,10 +830,10 @@ impl CallMachine {
         }
     }
 
-    fn hangup(&mut self, reason: Option<String>, now: Instant) -> Result<(), CallApiError> {
+    fn hangup(&mut self, reason: Option<String>, now: Instant) -> Result<(), CommandError> {
         let state = self.state;
         let Some(call) = &self.call else {
-            return Err(CallApiError::InvalidState {
+            return Err(CommandError::InvalidState {
                 action: "hangup",
                 state,
             });
@@ -844,7 +857,7 @@ impl CallMachine {
         Ok(())
     }
 
-    fn in_call_peer_ready(&self, action: &'static str) -> Result<(), CallApiError> {
+    fn in_call_peer_ready(&self, action: &'static str) -> Result<(), CommandError> {
         match &self.call {
             Some(c)
                 if c.accepted
@@ -852,17 +865,17 @@ impl CallMachine {
             {
                 Ok(())
             }
-            _ => Err(CallApiError::InvalidState {
+            _ => Err(CommandError::InvalidState {
                 action,
                 state: self.state,
             }),
         }
     }
 
-    fn send_message(&mut self, data: String, now: Instant) -> Result<(), CallApiError> {
+    fn send_message(&mut self, data: String, now: Instant) -> Result<(), CommandError> {
         self.in_call_peer_ready("send a message")?;
         if data.len() > MAX_MESSAGE_BYTES {
-            return Err(CallApiError::InvalidArgument(format!(
+            return Err(CommandError::InvalidArgument(format!(
                 "message is {} bytes; at most {MAX_MESSAGE_BYTES} fit in an envelope",
                 data.len()
             )));
@@ -872,7 +885,7 @@ impl CallMachine {
         Ok(())
     }
 
-    fn send_dtmf(&mut self, digits: &str, now: Instant) -> Result<(), CallApiError> {
+    fn send_dtmf(&mut self, digits: &str, now: Instant) -> Result<(), CommandError> {
         self.in_call_peer_ready("send DTMF")?;
         let digits = validate_dtmf(digits)?;
         let lifetime = self.message_lifetime();
@@ -1726,12 +1739,12 @@ impl CallMachine {
 }
 
 /// Checks and normalizes DTMF digits: `0-9`, `*`, `#`, `A-D` (lower case accepted).
-pub fn validate_dtmf(digits: &str) -> Result<String, CallApiError> {
+pub fn validate_dtmf(digits: &str) -> Result<String, CommandError> {
     if digits.is_empty() {
-        return Err(CallApiError::InvalidArgument("no DTMF digits given".into()));
+        return Err(CommandError::InvalidArgument("no DTMF digits given".into()));
     }
     if digits.chars().count() > MAX_DTMF_DIGITS {
-        return Err(CallApiError::InvalidArgument(format!(
+        return Err(CommandError::InvalidArgument(format!(
             "at most {MAX_DTMF_DIGITS} DTMF digits per message"
         )));
     }
@@ -1740,7 +1753,7 @@ pub fn validate_dtmf(digits: &str) -> Result<String, CallApiError> {
         .map(|c| match c {
             '0'..='9' | '*' | '#' | 'A'..='D' => Ok(c),
             'a'..='d' => Ok(c.to_ascii_uppercase()),
-            other => Err(CallApiError::InvalidArgument(format!(
+            other => Err(CommandError::InvalidArgument(format!(
                 "{other:?} is not a DTMF digit (0-9 * # A-D)"
             ))),
         })

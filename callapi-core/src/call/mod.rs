@@ -1,6 +1,7 @@
 //! The call model (call flow: `docs/PROTOCOL.md` §8): states, reasons, events, the sans-IO [`CallMachine`] and its
 //! reliable-delivery layer.
 
+mod command;
 mod config;
 mod io;
 mod machine;
@@ -9,11 +10,12 @@ mod session;
 mod state;
 mod timings;
 
+pub use command::{Command, CommandError};
 pub use config::{
     CallConfig, CallPolicy, DefaultPolicy, IncomingInvite, PrepareConfig, Reliability,
     MAX_CALL_TIMEOUT,
 };
-pub use io::{Command, Input, LinkCommand, MediaCommand, Output};
+pub use io::{Input, LinkCommand, MediaCommand, Output};
 pub use machine::{validate_dtmf, CallMachine, MAX_DTMF_DIGITS, MAX_MESSAGE_BYTES};
 pub use state::{
     codes, CallError, CallErrorEvent, CallEvent, CallInfo, CallState, ErrorCodeType, EventInfo,

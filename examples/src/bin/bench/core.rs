@@ -21,7 +21,7 @@ fn relay(from: &mut CallMachine, to: &mut CallMachine, now: Instant) -> Res<u64>
     let mut n = 0;
     while let Some(out) = from.poll_output() {
         if let Output::Send(env) = out {
-            to.handle_input(Input::Envelope(env), now)?;
+            to.handle_input(Input::Envelope(env), now);
             n += 1;
         }
     }
@@ -53,12 +53,12 @@ pub fn pair(i: u64, t0: Instant) -> Res<(CallMachine, CallMachine)> {
     );
     a.set_reports_frames(false);
     b.set_reports_frames(false);
-    a.handle_input(
-        Command::Prepare(PrepareConfig::new(format!("a{i}-room"))).into(),
+    a.handle_command(
+        Command::Prepare(PrepareConfig::new(format!("a{i}-room"))),
         t0,
     )?;
-    b.handle_input(
-        Command::Prepare(PrepareConfig::new(format!("b{i}-room"))).into(),
+    b.handle_command(
+        Command::Prepare(PrepareConfig::new(format!("b{i}-room"))),
         t0,
     )?;
     while a.poll_output().is_some() {}
@@ -76,23 +76,15 @@ pub fn one_call(
     hang_up: bool,
 ) -> Res<u64> {
     let mut n = 3;
-    a.handle_input(
-        Command::Call {
-            remote: b_user.clone(),
-            call_type: CallType::Video,
-            extension: Default::default(),
-        }
-        .into(),
-        now,
-    )?;
+    a.call(b_user.clone(), CallType::Video, Default::default(), now)?;
     n += pump(a, b, now)?;
-    b.handle_input(Command::Accept.into(), now)?;
+    b.handle_command(Command::Accept, now)?;
     n += pump(a, b, now)?;
     if a.state() != CallState::Connected || b.state() != CallState::Connected {
         return Err("the benchmark call did not connect".into());
     }
     if hang_up {
-        a.handle_input(Command::Hangup { reason: None }.into(), now)?;
+        a.handle_command(Command::Hangup { reason: None }, now)?;
         n += pump(a, b, now)?;
     } else {
         n -= 1;
