@@ -148,14 +148,13 @@ fn run_scenario(seed: u64, verbose: bool) -> Result<Outcome, String> {
         None
     };
     let mut w = SimWorld::new(seed, plan);
-    for (u, name) in names[..n_users].iter().enumerate() {
+    for name in &names[..n_users] {
         let devices = rng.gen_range(1..=2);
         for d in 0..devices {
             let i = w.add_device(name, &format!("{name}{d}"), media);
             let mut prep = PrepareConfig::new(format!("{name}-room"));
             prep.join_media_on_ringing = rng.gen_bool(0.5);
             w.command(i, Command::Prepare(prep)).unwrap();
-            let _ = u;
         }
     }
     let n_dev = w.devices.len();
