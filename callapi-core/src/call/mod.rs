@@ -6,6 +6,7 @@ mod config;
 mod io;
 mod machine;
 mod reliable;
+mod roster;
 mod session;
 mod state;
 mod timings;
@@ -17,6 +18,7 @@ pub use config::{
 };
 pub use io::{Input, LinkCommand, MediaCommand, Output};
 pub use machine::{validate_dtmf, CallMachine, MAX_DTMF_DIGITS, MAX_MESSAGE_BYTES};
+pub use roster::{MemberChange, MergeOutcome, Roster};
 pub use state::{
     codes, CallError, CallErrorEvent, CallEvent, CallInfo, CallState, ErrorCodeType, EventInfo,
     Notification, StateChange, StateReason,

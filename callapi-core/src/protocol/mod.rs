@@ -3,9 +3,11 @@
 mod codec;
 mod envelope;
 mod ids;
+mod member;
 
 pub use codec::{decode, decode_str, encode, encode_string, DecodeError, EncodeError};
 pub use envelope::{
     Body, CallType, Elsewhere, Envelope, Extension, MAX_ENVELOPE_BYTES, PROTOCOL_VERSION,
 };
 pub use ids::{CallId, DeviceId, IdError, MessageId, UserId, MAX_ID_LEN};
+pub use member::{Member, MemberState};
