@@ -3,21 +3,27 @@
 
 mod command;
 mod config;
+mod ended;
+mod invited;
+mod inviter;
 mod io;
+mod link;
 mod machine;
+mod media_glue;
+mod members;
 mod reliable;
 mod roster;
 mod session;
 mod state;
 mod timings;
 
-pub use command::{Command, CommandError};
+pub use command::{validate_dtmf, Command, CommandError, MAX_DTMF_DIGITS, MAX_MESSAGE_BYTES};
 pub use config::{
     CallConfig, CallPolicy, DefaultPolicy, IncomingInvite, PrepareConfig, Reliability,
     MAX_CALL_TIMEOUT,
 };
 pub use io::{Input, LinkCommand, MediaCommand, Output};
-pub use machine::{validate_dtmf, CallMachine, MAX_DTMF_DIGITS, MAX_MESSAGE_BYTES};
+pub use machine::CallMachine;
 pub use roster::{MemberChange, MergeOutcome, Roster};
 pub use state::{
     codes, CallError, CallErrorEvent, CallEvent, CallInfo, CallState, ErrorCodeType, EventInfo,
