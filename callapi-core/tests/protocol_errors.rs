@@ -514,3 +514,68 @@ fn a_control_frame_is_no_envelope_and_is_not_reported_as_one_with_a_type() {
         "{result:?}"
     );
 }
+
+#[test]
+fn a_members_envelope_needs_its_roster() {
+    assert_eq!(
+        decode_obj(with(json!({"kind": "members"}))),
+        Err(DecodeError::MissingField {
+            kind: "members",
+            field: "members"
+        })
+    );
+    let env = decode_obj(with(json!({"kind": "members", "members": []}))).unwrap();
+    assert_eq!(
+        env.body,
+        Body::Members {
+            members: vec![],
+            ended: false
+        }
+    );
+}
+
+#[test]
+fn a_roster_with_two_records_for_one_user_is_malformed() {
+    let twice = json!([
+        {"user": "bob", "state": "inviting", "seq": 1},
+        {"user": "bob", "state": "accepted", "seq": 3, "device": "b1"}
+    ]);
+    assert_malformed(decode_obj(with(
+        json!({"kind": "members", "members": twice}),
+    )));
+    let invite = json!({
+        "kind": "invite", "room_id": "r", "call_type": "audio", "members": twice
+    });
+    assert_malformed(decode_obj(with(invite)));
+}
+
+#[test]
+fn a_roster_record_needs_user_state_and_seq_of_the_right_types() {
+    for bad in [
+        json!([{"state": "accepted", "seq": 1}]),
+        json!([{"user": "bob", "seq": 1}]),
+        json!([{"user": "bob", "state": "accepted"}]),
+        json!([{"user": "bob", "state": "dancing", "seq": 1}]),
+        json!([{"user": "bob", "state": "accepted", "seq": -1}]),
+        json!([{"user": "", "state": "accepted", "seq": 1}]),
+        json!({"user": "bob", "state": "accepted", "seq": 1}),
+    ] {
+        assert_malformed(decode_obj(with(json!({"kind": "members", "members": bad}))));
+    }
+}
+
+#[test]
+fn one_to_one_answers_carry_no_group_member() {
+    // `group: false` is the default and is not written, so 1:1 envelopes stay as they were.
+    for body in [
+        Body::Ringing { group: false },
+        Body::Accept { group: false },
+        Body::Confirm { members: None },
+    ] {
+        let text = String::from_utf8(encode(&envelope(body)).unwrap()).unwrap();
+        assert!(
+            !text.contains("group") && !text.contains("members"),
+            "{text}"
+        );
+    }
+}

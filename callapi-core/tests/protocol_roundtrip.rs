@@ -4,8 +4,8 @@
 
 use callapi_core::protocol::{
     decode, decode_str, encode, encode_string, Body, CallId, CallType, DeviceId, Elsewhere,
-    EncodeError, Envelope, Extension, MessageId, UserId, MAX_ENVELOPE_BYTES, MAX_ID_LEN,
-    PROTOCOL_VERSION,
+    EncodeError, Envelope, Extension, Member, MemberState, MessageId, UserId, MAX_ENVELOPE_BYTES,
+    MAX_ID_LEN, PROTOCOL_VERSION,
 };
 use proptest::prelude::*;
 use serde_json::{Map, Value};
@@ -89,18 +89,64 @@ fn dtmf_digits() -> impl Strategy<Value = String> {
     prop_oneof!["[0-9*#A-D]{1,16}", any::<String>()]
 }
 
+fn member_state() -> impl Strategy<Value = MemberState> {
+    prop_oneof![
+        Just(MemberState::Inviting),
+        Just(MemberState::Ringing),
+        Just(MemberState::Accepted),
+        Just(MemberState::Rejected),
+        Just(MemberState::Busy),
+        Just(MemberState::Timeout),
+        Just(MemberState::Cancelled),
+        Just(MemberState::Left),
+    ]
+}
+
+/// A roster: records of distinct users (the decoder refuses two records for one user).
+fn roster() -> impl Strategy<Value = Vec<Member>> {
+    prop::collection::btree_map(
+        "[a-z]{1,6}",
+        (
+            member_state(),
+            any::<u64>(),
+            prop::option::of(device_id()),
+            any::<Option<String>>(),
+            any::<Option<u64>>(),
+        ),
+        0..6,
+    )
+    .prop_map(|m| {
+        m.into_iter()
+            .map(|(user, (state, seq, device, reason, until_ms))| Member {
+                user: UserId::new(user).unwrap(),
+                state,
+                seq,
+                device,
+                reason,
+                until_ms,
+            })
+            .collect()
+    })
+}
+
 fn body() -> impl Strategy<Value = Body> {
     prop_oneof![
-        (any::<String>(), call_type(), extension()).prop_map(|(room_id, call_type, extension)| {
-            Body::Invite {
+        (
+            any::<String>(),
+            call_type(),
+            extension(),
+            prop::option::of(roster())
+        )
+            .prop_map(|(room_id, call_type, extension, members)| Body::Invite {
                 room_id,
                 call_type,
                 extension,
-            }
-        }),
-        Just(Body::Ringing),
-        Just(Body::Accept),
-        Just(Body::Confirm),
+                members,
+            }),
+        any::<bool>().prop_map(|group| Body::Ringing { group }),
+        any::<bool>().prop_map(|group| Body::Accept { group }),
+        prop::option::of(roster()).prop_map(|members| Body::Confirm { members }),
+        (roster(), any::<bool>()).prop_map(|(members, ended)| Body::Members { members, ended }),
         (any::<Option<String>>(), any::<bool>())
             .prop_map(|(reason, busy)| Body::Reject { reason, busy }),
         (any::<Option<String>>(), any::<bool>(), elsewhere()).prop_map(
@@ -241,7 +287,7 @@ proptest! {
     }
 
     #[test]
-    fn nesting_limit_is_enforced_on_encode(depth in 0usize..200, env in envelope_with(Just(Body::Ringing))) {
+    fn nesting_limit_is_enforced_on_encode(depth in 0usize..200, env in envelope_with(Just(Body::Ringing { group: false }))) {
         let mut payload = Value::Null;
         for _ in 0..depth {
             payload = Value::Array(vec![payload]);

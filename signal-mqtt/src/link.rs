@@ -232,7 +232,7 @@ mod tests {
             to_device: to_device.map(|d| DeviceId::new(d).unwrap()),
             call_id: CallId::new_v4(),
             lifetime_ms: 1000,
-            body: Body::Ringing,
+            body: Body::Ringing { group: false },
         }
     }
 

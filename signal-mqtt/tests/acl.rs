@@ -104,6 +104,7 @@ async fn a_forged_from_inside_an_allowed_topic_is_dropped_and_reported() {
                 room_id: "room".into(),
                 call_type: CallType::Audio,
                 extension: Default::default(),
+                members: None,
             },
         )
     };

@@ -176,7 +176,12 @@ async fn access_link_tokens_only_reach_calls_in_their_room() {
     let good = invite(("guest", "g1"), "host", "r1");
     guest.send_env(&good).await;
     assert_eq!(host.json().await["id"], good.id.to_string());
-    let ringing = envelope(("host", "h1"), "guest", good.call_id, Body::Ringing);
+    let ringing = envelope(
+        ("host", "h1"),
+        "guest",
+        good.call_id,
+        Body::Ringing { group: false },
+    );
     host.send_env(&ringing).await;
     assert_eq!(guest.json().await["kind"], "ringing");
     let hangup = envelope(

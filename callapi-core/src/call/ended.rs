@@ -87,7 +87,7 @@ impl CallMachine {
         }
         let lifetime = self.message_lifetime();
         let body = match (&env.body, ended.role) {
-            (Body::Ringing | Body::Accept, MediaRole::Caller) => {
+            (Body::Ringing { .. } | Body::Accept { .. }, MediaRole::Caller) => {
                 match (&ended.answered, &ended.reply) {
                     (Some(a), _) if a == &env.from_device => Body::Hangup { reason: None },
                     (Some(_), _) => Body::Cancel {
@@ -107,7 +107,7 @@ impl CallMachine {
                     },
                 }
             }
-            (Body::Confirm, MediaRole::Callee) => Body::Hangup { reason: None },
+            (Body::Confirm { .. }, MediaRole::Callee) => Body::Hangup { reason: None },
             _ => return,
         };
         tracing::debug!(call_id = %ended.id, kind = env.body.kind(), "answering a late message of an ended call");

@@ -88,6 +88,7 @@ impl CallMachine {
                 room_id: prep.room_id,
                 call_type,
                 extension: merged,
+                members: None,
             },
             lifetime,
             now,
@@ -186,7 +187,7 @@ impl CallMachine {
         let user = inv.user.clone();
         let answered = inv.answered.clone();
         match env.body {
-            Body::Ringing => {
+            Body::Ringing { .. } => {
                 if answered.as_ref().is_some_and(|a| a != &dev) {
                     self.send_cancel_elsewhere(&user, dev, Elsewhere::Answered, now);
                     return;
@@ -212,7 +213,7 @@ impl CallMachine {
                     self.event(CallEvent::RemoteUserRecvCall, Some(id), None);
                 }
             }
-            Body::Accept => {
+            Body::Accept { .. } => {
                 if let Some(a) = answered {
                     if a != dev {
                         self.send_cancel_elsewhere(&user, dev, Elsewhere::Answered, now);
@@ -378,7 +379,7 @@ impl CallMachine {
     /// connect too.
     pub(super) fn send_confirm(&mut self, now: Instant) {
         let lifetime = self.message_lifetime();
-        self.send_to_peer(Body::Confirm, lifetime, now);
+        self.send_to_peer(Body::Confirm { members: None }, lifetime, now);
     }
 
     /// The call timeout passed before the call connected.

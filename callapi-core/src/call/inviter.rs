@@ -26,6 +26,7 @@ impl CallMachine {
             room_id,
             call_type,
             extension,
+            members: _,
         } = env.body
         else {
             return;
@@ -128,7 +129,7 @@ impl CallMachine {
         let info = self.call_info();
         self.set_state(CallState::Calling, reason, None, info, None, None);
         let lifetime = remaining.max(Duration::from_millis(1));
-        self.send_to_peer(Body::Ringing, lifetime, now);
+        self.send_to_peer(Body::Ringing { group: false }, lifetime, now);
         if join_early {
             self.join_media();
         }
@@ -172,7 +173,7 @@ impl CallMachine {
             None,
             None,
         );
-        self.send_to_peer(Body::Accept, lifetime, now);
+        self.send_to_peer(Body::Accept { group: false }, lifetime, now);
         self.join_media();
         self.check_connected(now);
         Ok(())
@@ -260,7 +261,7 @@ impl CallMachine {
                 self.event(ev, Some(id), reason.clone());
                 self.finish_call(st, reason, LateReply::Hangup, now);
             }
-            Body::Confirm => {
+            Body::Confirm { .. } => {
                 if call.accepted && !call.confirmed {
                     call.confirmed = true;
                     self.check_connected(now);

@@ -545,7 +545,7 @@ impl CallMachine {
         tracing::warn!(id = %env.id, kind = env.body.kind(), to = %env.to, "message not acknowledged within its lifetime");
         let is_current = self.current_id() == Some(env.call_id);
         // The invite's and the ringing's expiry are handled by the call deadline (same instant).
-        if is_current && matches!(env.body, Body::Invite { .. } | Body::Ringing) {
+        if is_current && matches!(env.body, Body::Invite { .. } | Body::Ringing { .. }) {
             return;
         }
         self.error(

@@ -9,6 +9,7 @@ use super::envelope::{
     Body, CallType, Elsewhere, Envelope, Extension, MAX_ENVELOPE_BYTES, PROTOCOL_VERSION,
 };
 use super::ids::{CallId, DeviceId, MessageId, UserId};
+use super::member::Member;
 
 /// Why bytes could not be decoded into an [`Envelope`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -136,6 +137,12 @@ struct Wire {
     digits: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     ack_id: Option<MessageId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    members: Option<Vec<Member>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ended: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    group: Option<bool>,
     /// Whether the input has a `type` member (any value, `null` included): reserved, refused.
     #[serde(
         default,
@@ -231,14 +238,22 @@ fn to_wire(env: &Envelope) -> Wire {
             room_id,
             call_type,
             extension,
+            members,
         } => {
             w.room_id = Some(room_id.clone());
             w.call_type = Some(*call_type);
             if !extension.is_empty() {
                 w.extension = Some(extension.clone());
             }
+            w.members = members.clone();
         }
-        Body::Ringing | Body::Accept | Body::Confirm => {}
+        // `group` only when set, so a 1:1 call's envelopes are byte for byte what they were.
+        Body::Ringing { group } | Body::Accept { group } => w.group = group.then_some(true),
+        Body::Confirm { members } => w.members = members.clone(),
+        Body::Members { members, ended } => {
+            w.members = Some(members.clone());
+            w.ended = ended.then_some(true);
+        }
         Body::Reject { reason, busy } => {
             w.reason = reason.clone();
             w.busy = Some(*busy);
@@ -336,6 +351,19 @@ pub fn decode_str(text: &str) -> Result<Envelope, DecodeError> {
     from_wire(w)
 }
 
+/// A roster as received: at most one record per user.
+fn roster(members: Vec<Member>) -> Result<Vec<Member>, DecodeError> {
+    let mut users: Vec<&UserId> = members.iter().map(|m| &m.user).collect();
+    users.sort_unstable_by(|a, b| a.as_str().cmp(b.as_str()));
+    if let Some(pair) = users.windows(2).find(|p| p[0] == p[1]) {
+        return Err(DecodeError::Malformed(format!(
+            "roster has two records for user {:?}",
+            pair[0].as_str()
+        )));
+    }
+    Ok(members)
+}
+
 fn need<T>(v: Option<T>, kind: &'static str, field: &'static str) -> Result<T, DecodeError> {
     v.ok_or(DecodeError::MissingField { kind, field })
 }
@@ -360,10 +388,17 @@ fn from_wire(w: Wire) -> Result<Envelope, DecodeError> {
             room_id: need(w.room_id, "invite", "room_id")?,
             call_type: need(w.call_type, "invite", "call_type")?,
             extension: w.extension.unwrap_or_default(),
+            members: w.members.map(roster).transpose()?,
         },
-        "ringing" => Body::Ringing,
-        "accept" => Body::Accept,
-        "confirm" => Body::Confirm,
+        "ringing" => Body::Ringing {
+            group: w.group.unwrap_or(false),
+        },
+        "accept" => Body::Accept {
+            group: w.group.unwrap_or(false),
+        },
+        "confirm" => Body::Confirm {
+            members: w.members.map(roster).transpose()?,
+        },
         "reject" => Body::Reject {
             reason: w.reason,
             busy: w.busy.unwrap_or(false),
@@ -385,6 +420,10 @@ fn from_wire(w: Wire) -> Result<Envelope, DecodeError> {
         },
         "ack" => Body::Ack {
             ack_id: need(w.ack_id, "ack", "ack_id")?,
+        },
+        "members" => Body::Members {
+            members: roster(need(w.members, "members", "members")?)?,
+            ended: w.ended.unwrap_or(false),
         },
         _ => return Err(DecodeError::UnknownKind(kind)),
     };

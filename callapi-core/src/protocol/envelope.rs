@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::ids::{CallId, DeviceId, MessageId, UserId};
+use super::member::Member;
 
 /// The protocol's major version. A receiver refuses envelopes with a larger `v`.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -73,13 +74,25 @@ pub enum Body {
         call_type: CallType,
         /// App data merged from `prepare` and `call`.
         extension: Extension,
+        /// A group invite's roster (the inviter's, with the invitee `inviting`); `None` for a
+        /// 1:1 invite.
+        members: Option<Vec<Member>>,
     },
     /// `ringing`: a callee device is alerting its user.
-    Ringing,
+    Ringing {
+        /// The device answers a group invite and speaks group calls.
+        group: bool,
+    },
     /// `accept`: a callee device answered.
-    Accept,
+    Accept {
+        /// The device answers a group invite and speaks group calls.
+        group: bool,
+    },
     /// `confirm`: the caller took this device's `accept`; the call is up for both.
-    Confirm,
+    Confirm {
+        /// In a group call, the inviter's roster with the member accepted; `None` in 1:1.
+        members: Option<Vec<Member>>,
+    },
     /// `reject`: a callee device declined, or was busy.
     Reject {
         /// App-given reason.
@@ -121,6 +134,13 @@ pub enum Body {
         /// Id of the acknowledged envelope.
         ack_id: MessageId,
     },
+    /// `members`: a group call's roster, between devices in the call.
+    Members {
+        /// The sender's roster.
+        members: Vec<Member>,
+        /// Someone ended the call for everyone.
+        ended: bool,
+    },
 }
 
 impl Body {
@@ -128,9 +148,9 @@ impl Body {
     pub fn kind(&self) -> &'static str {
         match self {
             Body::Invite { .. } => "invite",
-            Body::Ringing => "ringing",
-            Body::Accept => "accept",
-            Body::Confirm => "confirm",
+            Body::Ringing { .. } => "ringing",
+            Body::Accept { .. } => "accept",
+            Body::Confirm { .. } => "confirm",
             Body::Reject { .. } => "reject",
             Body::Cancel { .. } => "cancel",
             Body::Hangup { .. } => "hangup",
@@ -138,6 +158,7 @@ impl Body {
             Body::Message { .. } => "message",
             Body::Dtmf { .. } => "dtmf",
             Body::Ack { .. } => "ack",
+            Body::Members { .. } => "members",
         }
     }
 }

@@ -342,6 +342,7 @@ impl Hub {
                         room_id,
                         call_type,
                         extension,
+                        ..
                     } = &env.body
                     {
                         push = Some(PushNotification {

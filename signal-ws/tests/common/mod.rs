@@ -124,6 +124,7 @@ pub fn invite(from: (&str, &str), to: &str, room: &str) -> Envelope {
             room_id: room.into(),
             call_type: CallType::Video,
             extension: Extension::new(),
+            members: None,
         },
     )
 }
