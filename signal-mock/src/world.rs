@@ -230,6 +230,59 @@ impl SimWorld {
         result
     }
 
+    /// Places a group call from device `index` to `users` and answers its id.
+    #[allow(clippy::expect_used)]
+    pub fn call_group(
+        &mut self,
+        index: DeviceIndex,
+        users: &[&str],
+        call_type: CallType,
+    ) -> Result<CallId, CommandError> {
+        let users = users
+            .iter()
+            .map(|u| UserId::new(*u).expect("valid user id"))
+            .collect();
+        let now = self.now;
+        let result =
+            self.devices[index]
+                .machine
+                .call_group(users, call_type, Extension::new(), now);
+        self.drain(index);
+        result
+    }
+
+    /// Invites `users` into the group call of device `index`.
+    #[allow(clippy::expect_used)]
+    pub fn invite(&mut self, index: DeviceIndex, users: &[&str]) -> Result<(), CommandError> {
+        let users = users
+            .iter()
+            .map(|u| UserId::new(*u).expect("valid user id"))
+            .collect();
+        self.command(index, Command::Invite { users })
+    }
+
+    /// The member changes device `index` was told about, in order.
+    pub fn member_changes(&self, index: DeviceIndex) -> Vec<callapi_core::call::MemberChange> {
+        self.devices[index]
+            .notifications
+            .iter()
+            .filter_map(|(_, n)| match n {
+                Notification::MemberChanged { change, .. } => Some(change.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Device `index`'s roster of its group call, as `(user, state)` pairs; empty when it is in
+    /// no group call.
+    pub fn roster(&self, index: DeviceIndex) -> Vec<(String, callapi_core::protocol::MemberState)> {
+        self.devices[index]
+            .machine
+            .members()
+            .map(|r| r.iter().map(|m| (m.user.to_string(), m.state)).collect())
+            .unwrap_or_default()
+    }
+
     /// Feeds a media event to a device now.
     pub fn media_event(&mut self, index: DeviceIndex, event: MediaEvent) {
         let now = self.now;

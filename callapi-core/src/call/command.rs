@@ -6,7 +6,7 @@
 
 use std::time::Instant;
 
-use crate::protocol::{Body, MAX_ENVELOPE_BYTES};
+use crate::protocol::{Body, CallId, UserId, MAX_ENVELOPE_BYTES};
 
 use super::config::{PrepareConfig, MAX_CALL_TIMEOUT};
 use super::ended::LateReply;
@@ -69,6 +69,33 @@ pub enum Command {
     },
     /// Hang up any call, go back to `Idle`, end the signaling session and forget saved data.
     Reset,
+    /// Invite more users into the group call this device is in (a member in the call).
+    Invite {
+        /// The users to invite.
+        users: Vec<UserId>,
+    },
+    /// Withdraw this device's pending invitations of these users (group calls).
+    CancelInvites {
+        /// The invited users.
+        users: Vec<UserId>,
+    },
+    /// Leave the call without ending it for the others (group calls; in a 1:1 call, as
+    /// `Hangup`). While ringing, this declines; the creator leaving before anyone answered
+    /// cancels the call.
+    Leave {
+        /// Reason recorded in this member's record.
+        reason: Option<String>,
+    },
+    /// End the call for everyone (group calls; in a 1:1 call, as `Hangup`).
+    End {
+        /// Reason given.
+        reason: Option<String>,
+    },
+    /// Join a group call again by its id, after declining, missing or leaving it.
+    Join {
+        /// The call.
+        call_id: CallId,
+    },
 }
 
 /// Why the machine refused a command. A refused command changes nothing.
@@ -98,10 +125,30 @@ impl CallMachine {
     pub(super) fn on_command(&mut self, cmd: Command, now: Instant) -> Result<(), CommandError> {
         match cmd {
             Command::Prepare(cfg) => self.prepare(cfg),
+            Command::Invite { users } => self.group_invite(users, now),
+            Command::CancelInvites { users } => self.group_cancel_invites(users, now),
+            Command::Join { call_id } => self.group_join(call_id, now),
+            Command::Accept if self.is_group_call() => self.group_accept(now),
             Command::Accept => self.accept(now),
+            Command::Reject { reason } if self.is_group_call() => {
+                self.group_reject(reason, None, now)
+            }
             Command::Reject { reason } => self.reject(reason, now),
+            Command::Cancel { reason } if self.is_group_call() => {
+                if self.state == CallState::Calling && self.group().is_some_and(|g| g.creator) {
+                    self.group_leave(reason, None, now)
+                } else {
+                    Err(CommandError::InvalidState {
+                        action: "cancel",
+                        state: self.state,
+                    })
+                }
+            }
             Command::Cancel { reason } => self.cancel(reason, now),
-            Command::Hangup { reason } => self.hangup(reason, now),
+            Command::End { reason } if self.is_group_call() => self.group_end(reason, now),
+            Command::Hangup { reason } | Command::Leave { reason } | Command::End { reason } => {
+                self.hangup(reason, now)
+            }
             Command::SendMessage { data } => self.send_message(data, now),
             Command::SendDtmf { digits } => self.send_dtmf(&digits, now),
             Command::Deinitialize => {
@@ -212,6 +259,9 @@ impl CallMachine {
                 state,
             });
         };
+        if call.group.is_some() {
+            return self.group_leave(reason, None, now);
+        }
         match (call.is_caller(), state) {
             (true, CallState::Calling) => return self.cancel(reason, now),
             (false, CallState::Calling) => return self.reject(reason, now),
@@ -254,6 +304,9 @@ impl CallMachine {
                 data.len()
             )));
         }
+        if self.is_group_call() {
+            return self.group_send_to_all(Body::Message { data }, now);
+        }
         let lifetime = self.message_lifetime();
         self.send_to_peer(Body::Message { data }, lifetime, now);
         Ok(())
@@ -262,6 +315,9 @@ impl CallMachine {
     fn send_dtmf(&mut self, digits: &str, now: Instant) -> Result<(), CommandError> {
         self.in_call_peer_ready("send DTMF")?;
         let digits = validate_dtmf(digits)?;
+        if self.is_group_call() {
+            return self.group_send_to_all(Body::Dtmf { digits }, now);
+        }
         let lifetime = self.message_lifetime();
         self.send_to_peer(Body::Dtmf { digits }, lifetime, now);
         Ok(())

@@ -27,6 +27,9 @@ pub struct CallConfig {
     pub confirm_grace: Duration,
     /// How long a call survives a signaling outage (see `docs/ARCHITECTURE.md`, "Staying connected").
     pub signal_grace: Duration,
+    /// The most users this device invites into one group call at a time (its pending
+    /// invitations; 9 by default, [`DEFAULT_MAX_INVITEES`](super::DEFAULT_MAX_INVITEES)).
+    pub max_invitees: usize,
 }
 
 impl CallConfig {
@@ -40,6 +43,7 @@ impl CallConfig {
             message_lifetime: Duration::from_secs(60),
             confirm_grace: Duration::from_secs(30),
             signal_grace: Duration::from_secs(30),
+            max_invitees: super::group::DEFAULT_MAX_INVITEES,
         }
     }
 

@@ -6,6 +6,7 @@ use std::time::Instant;
 use crate::media::MediaRole;
 use crate::protocol::{Body, CallId, DeviceId, Elsewhere, Envelope, UserId};
 
+use super::group::GroupMemo;
 use super::machine::CallMachine;
 
 /// Most recently ended calls remembered to answer late messages.
@@ -33,6 +34,8 @@ pub(crate) struct Ended {
     pub answered: Option<DeviceId>,
     pub reply: LateReply,
     pub at: Instant,
+    /// A group call's roster and settings, for late rosters and a late join.
+    pub group: Option<Box<GroupMemo>>,
 }
 
 impl CallMachine {
@@ -62,8 +65,17 @@ impl CallMachine {
 
     /// A message (not an invite) for a call that is not the current one.
     pub(super) fn on_other_call(&mut self, env: Envelope, now: Instant) {
-        if let Some(ended) = self.ended.iter().find(|e| e.id == env.call_id).cloned() {
-            self.on_late(&ended, env, now);
+        if let Some(ended) = self
+            .ended
+            .iter()
+            .rev()
+            .find(|e| e.id == env.call_id)
+            .cloned()
+        {
+            match &ended.group {
+                Some(memo) => self.on_late_group(memo, env, now),
+                None => self.on_late(&ended, env, now),
+            }
         } else if matches!(env.body, Body::Cancel { .. }) {
             // A cancel overtook its invite: remember the call so the invite never rings.
             tracing::debug!(call_id = %env.call_id, "cancel for an unknown call: invite will not ring");
@@ -74,6 +86,7 @@ impl CallMachine {
                 answered: None,
                 reply: LateReply::Hangup,
                 at: now,
+                group: None,
             });
         } else {
             tracing::debug!(call_id = %env.call_id, kind = env.body.kind(), "message for an unknown call ignored");

@@ -26,7 +26,7 @@ impl CallMachine {
             room_id,
             call_type,
             extension,
-            members: _,
+            members,
         } = env.body
         else {
             return;
@@ -35,6 +35,12 @@ impl CallMachine {
             tracing::info!(call_id = %env.call_id, "expired invite dropped");
             self.event(CallEvent::InviteExpired, Some(env.call_id), None);
             return;
+        }
+        if let Some(members) = members {
+            let sender = (env.from, env.from_device, env.call_id);
+            return self.on_group_invite(
+                sender, room_id, call_type, extension, members, remaining, now,
+            );
         }
         if self.current_id() == Some(env.call_id)
             || self.ended_from(env.call_id, &env.from)

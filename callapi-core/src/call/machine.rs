@@ -37,8 +37,8 @@ use super::timings::CallTimings;
 /// The call logic of one device, as a plain state machine (sans-IO: see `docs/ARCHITECTURE.md`, "Layers").
 pub struct CallMachine {
     pub(super) cfg: CallConfig,
-    anchor: Instant,
-    anchor_unix_ms: u64,
+    pub(super) anchor: Instant,
+    pub(super) anchor_unix_ms: u64,
     rng: ChaCha8Rng,
     pub(super) state: CallState,
     pub(super) prepared: Option<PrepareConfig>,
@@ -172,7 +172,11 @@ impl CallMachine {
     /// When [`handle_timeout`](Self::handle_timeout) must next be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let call = self.call.as_ref().and_then(|c| {
-            [c.deadline, c.members.next_timeout()]
+            let group = c
+                .group
+                .as_ref()
+                .and_then(|g| g.next_timeout(&self.cfg.user_id, |ms| self.instant_at(ms)));
+            [c.deadline, c.members.next_timeout(), group]
                 .into_iter()
                 .flatten()
                 .min()
@@ -202,17 +206,21 @@ impl CallMachine {
                 self.on_signal_lost(now);
             }
         }
-        if self
-            .call
-            .as_ref()
-            .and_then(|c| c.members.next_timeout())
-            .is_some_and(|t| now >= t)
-        {
-            self.on_busy_grace_over(now);
-        }
-        if let Some(deadline) = self.call.as_ref().and_then(|c| c.deadline) {
-            if now >= deadline {
-                self.on_deadline(now);
+        if self.is_group_call() {
+            self.on_group_timeout(now);
+        } else {
+            if self
+                .call
+                .as_ref()
+                .and_then(|c| c.members.next_timeout())
+                .is_some_and(|t| now >= t)
+            {
+                self.on_busy_grace_over(now);
+            }
+            if let Some(deadline) = self.call.as_ref().and_then(|c| c.deadline) {
+                if now >= deadline {
+                    self.on_deadline(now);
+                }
             }
         }
         self.link_policy(now);
@@ -241,6 +249,22 @@ impl CallMachine {
     pub fn handle_command(&mut self, cmd: Command, now: Instant) -> Result<(), CommandError> {
         self.handle_timeout(now);
         let result = self.on_command(cmd, now);
+        self.link_policy(now);
+        result
+    }
+
+    /// Places a group call to `users` (`Prepared` → `Calling`; `Connected` at the first
+    /// accept) and answers its id. At most [`CallConfig::max_invitees`] users; `extension` is
+    /// merged over the prepare extension. See `docs/PROTOCOL.md` §10.
+    pub fn call_group(
+        &mut self,
+        users: Vec<UserId>,
+        call_type: CallType,
+        extension: Extension,
+        now: Instant,
+    ) -> Result<CallId, CommandError> {
+        self.handle_timeout(now);
+        let result = self.place_group_call(users, call_type, extension, now);
         self.link_policy(now);
         result
     }
@@ -403,7 +427,10 @@ impl CallMachine {
             e.call_id != id
                 || matches!(
                     e.body,
-                    Body::Cancel { .. } | Body::Reject { .. } | Body::Hangup { .. }
+                    Body::Cancel { .. }
+                        | Body::Reject { .. }
+                        | Body::Hangup { .. }
+                        | Body::Members { .. }
                 )
         });
         if call.media_joined {
@@ -424,6 +451,7 @@ impl CallMachine {
             },
             reply,
             at: now,
+            group: None,
         });
         let target = if self.prepared.is_some() {
             CallState::Prepared
@@ -445,6 +473,11 @@ impl CallMachine {
     /// Ends the current call for a local cause, telling the peer (cancel, reject or hangup).
     pub(super) fn end_locally(&mut self, why: &str, reason: StateReason, now: Instant) {
         let Some(call) = &self.call else { return };
+        if call.group.is_some() {
+            // Leaving (or declining) tells the others; the state reason is the local cause.
+            let _ = self.group_leave(Some(why.to_owned()), Some(reason), now);
+            return;
+        }
         let lifetime = self.message_lifetime();
         let text = Some(why.to_owned());
         match (call.is_caller(), self.state) {
@@ -515,10 +548,15 @@ impl CallMachine {
             self.on_invite(env, now);
             return;
         }
-        let matches_call = self
-            .call
-            .as_ref()
-            .is_some_and(|c| c.id == env.call_id && c.members.is_from(&env.from, &env.from_device));
+        if self.is_from_group(&env) {
+            self.on_group_envelope(env, now);
+            return;
+        }
+        let matches_call = self.call.as_ref().is_some_and(|c| {
+            c.group.is_none()
+                && c.id == env.call_id
+                && c.members.is_from(&env.from, &env.from_device)
+        });
         if matches_call {
             if self.call.as_ref().is_some_and(Call::is_caller) {
                 self.on_invited_member(env, now);

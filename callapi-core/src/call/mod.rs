@@ -4,6 +4,8 @@
 mod command;
 mod config;
 mod ended;
+mod group;
+mod group_invites;
 mod invited;
 mod inviter;
 mod io;
@@ -22,6 +24,7 @@ pub use config::{
     CallConfig, CallPolicy, DefaultPolicy, IncomingInvite, PrepareConfig, Reliability,
     MAX_CALL_TIMEOUT,
 };
+pub use group::DEFAULT_MAX_INVITEES;
 pub use io::{Input, LinkCommand, MediaCommand, Output};
 pub use machine::CallMachine;
 pub use roster::{MemberChange, MergeOutcome, Roster};

@@ -6,6 +6,7 @@ use std::time::Instant;
 use crate::media::{MediaPlan, MediaRole};
 use crate::protocol::{CallId, CallType, DeviceId, Extension, UserId};
 
+use super::group::Group;
 use super::members::{Invitation, Inviter, Members};
 use super::state::CallInfo;
 use super::timings::CallTimings;
@@ -35,6 +36,8 @@ pub(crate) struct Call {
     pub plan: MediaPlan,
     pub connected_at: Option<Instant>,
     pub timings: CallTimings,
+    /// A group call's roster and invitations; `None` for a 1:1 call.
+    pub group: Option<Box<Group>>,
 }
 
 impl Call {
@@ -58,6 +61,21 @@ impl Call {
             members,
             start,
         )
+    }
+
+    /// A group call (placed, invited to or joined): the caller is its creator or this device's
+    /// inviter, the callee this device's user or its first invitee; the group part is set by
+    /// the caller of this constructor.
+    pub(crate) fn group(
+        id: CallId,
+        call_type: CallType,
+        room_id: String,
+        caller: UserId,
+        callee: UserId,
+        members: Members,
+        start: Instant,
+    ) -> Self {
+        Self::new(id, call_type, room_id, caller, callee, members, start)
     }
 
     /// A call this device was invited to: `local` is the callee.
@@ -118,6 +136,7 @@ impl Call {
             },
             connected_at: None,
             timings: CallTimings::default(),
+            group: None,
         }
     }
 

@@ -88,6 +88,10 @@ pub enum StateReason {
     SignalLost,
     /// The media failed during the call.
     MediaFailed,
+    /// A member ended the group call for everyone.
+    CallEnded,
+    /// Every other member of the group call left (or never answered) after someone had.
+    EveryoneLeft,
 }
 
 /// Something that happened in a call, besides state changes.
@@ -292,6 +296,14 @@ pub enum Notification {
         from: UserId,
         /// The digits.
         digits: String,
+    },
+    /// A member of the group call changed state (one notification per change of its record;
+    /// `docs/PROTOCOL.md` §10). Never sent for a 1:1 call.
+    MemberChanged {
+        /// The call.
+        call_id: CallId,
+        /// Who changed, from what, to what.
+        change: super::roster::MemberChange,
     },
     /// The signaling link changed state.
     Link(LinkState),

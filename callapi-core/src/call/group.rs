@@ -1,0 +1,665 @@
+//! Group calls, call-wide rules (`docs/PROTOCOL.md` §10): the roster every member's device
+//! keeps, keeping rosters in step (`members` envelopes), when the call ends for this device,
+//! leaving, ending for everyone, joining late, and the expiry of invitations whose inviter
+//! vanished. The invitations themselves (this device's, and the one that invited it) are in
+//! `group_invites.rs`. A 1:1 call never reaches this code: its rules are `invited.rs` and
+//! `inviter.rs`, and its wire messages are those of `docs/PROTOCOL.md` §8.
+
+use std::time::{Duration, Instant};
+
+use crate::protocol::{Body, CallId, DeviceId, Envelope, Member, MemberState, UserId};
+
+use super::command::CommandError;
+use super::ended::LateReply;
+use super::machine::CallMachine;
+use super::members::{Invitation, Inviter, Members};
+use super::roster::{MemberChange, Roster};
+use super::session::Call;
+use super::state::{CallEvent, CallState, Notification, StateReason};
+
+/// How long after an invitation's `until_ms` a device other than its inviter records it as
+/// `timeout` (the inviter's own timer normally writes first; the slack covers clock skew).
+pub(super) const EXPIRY_SLACK: Duration = Duration::from_secs(2);
+
+/// Default cap on the users invited at once or in total by one device (`CallConfig`).
+pub const DEFAULT_MAX_INVITEES: usize = 9;
+
+/// One member this device invited into a group call.
+#[derive(Debug)]
+pub(crate) struct GroupInvitation {
+    /// The per-device replies, as in a 1:1 call.
+    pub inv: Invitation,
+    /// The seq of the `inviting` record this invitation wrote (`s`).
+    pub base_seq: u64,
+    /// When the invitation times out (its invite's lifetime).
+    pub deadline: Instant,
+    /// The invite's lifetime end, in Unix ms (the record's `until_ms`).
+    pub until_ms: u64,
+    /// How the invitation ended, once it did.
+    pub outcome: Option<MemberState>,
+}
+
+impl GroupInvitation {
+    pub(crate) fn is_pending(&self) -> bool {
+        self.outcome.is_none()
+    }
+
+    /// The invitation's next timer: its busy grace, else its deadline.
+    pub(crate) fn next_timeout(&self) -> Option<Instant> {
+        if !self.is_pending() {
+            return None;
+        }
+        [self.inv.next_timeout(), Some(self.deadline)]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+}
+
+/// What a group call adds to [`Call`].
+#[derive(Debug)]
+pub(crate) struct Group {
+    pub roster: Roster,
+    /// The members this device invited.
+    pub invitations: Vec<GroupInvitation>,
+    /// Inviters other than the first (two members invited this user at once): they are sent
+    /// `ringing` and the answer, but the call is with the first.
+    pub other_inviters: Vec<(UserId, DeviceId)>,
+    /// The smallest seq this device's own writes of its record use (`s + 3`).
+    pub min_own_seq: u64,
+    /// This device created the call.
+    pub creator: bool,
+    /// Joining late: in the call once a member's roster comes back.
+    pub joining: bool,
+    /// Someone other than this device was in the call at some point.
+    pub answered: bool,
+}
+
+impl Group {
+    pub(crate) fn invitation_mut(&mut self, user: &UserId) -> Option<&mut GroupInvitation> {
+        self.invitations.iter_mut().find(|i| &i.inv.user == user)
+    }
+
+    pub(crate) fn pending_invitations(&self) -> usize {
+        self.invitations.iter().filter(|i| i.is_pending()).count()
+    }
+
+    /// The earliest timer of the group: an invitation's, or another device's expired
+    /// invitation to record (`anchor` converts Unix ms to `Instant`).
+    pub(crate) fn next_timeout(
+        &self,
+        me: &UserId,
+        to_instant: impl Fn(u64) -> Instant,
+    ) -> Option<Instant> {
+        let own = self
+            .invitations
+            .iter()
+            .filter_map(GroupInvitation::next_timeout)
+            .min();
+        let mine: Vec<&UserId> = self.invitations.iter().map(|i| &i.inv.user).collect();
+        let others = self
+            .roster
+            .pending()
+            .filter(|m| &m.user != me && !mine.contains(&&m.user))
+            .filter_map(|m| m.until_ms)
+            .map(|until| to_instant(until) + EXPIRY_SLACK)
+            .min();
+        [own, others].into_iter().flatten().min()
+    }
+}
+
+/// What a device remembers of a group call that ended for it: enough to answer late rosters
+/// and to join again.
+#[derive(Debug, Clone)]
+pub(crate) struct GroupMemo {
+    pub roster: Roster,
+    pub room_id: String,
+    pub call_type: crate::protocol::CallType,
+    pub extension: crate::protocol::Extension,
+    pub min_own_seq: u64,
+}
+
+impl CallMachine {
+    /// The roster of the group call in progress, if any.
+    pub fn members(&self) -> Option<&Roster> {
+        self.call
+            .as_ref()
+            .and_then(|c| c.group.as_ref())
+            .map(|g| &g.roster)
+    }
+
+    pub(super) fn group(&self) -> Option<&Group> {
+        self.call.as_ref().and_then(|c| c.group.as_deref())
+    }
+
+    pub(super) fn group_mut(&mut self) -> Option<&mut Group> {
+        self.call.as_mut().and_then(|c| c.group.as_deref_mut())
+    }
+
+    pub(super) fn is_group_call(&self) -> bool {
+        self.group().is_some()
+    }
+
+    /// Unix ms → `Instant` on this machine's clock.
+    pub(super) fn instant_at(&self, unix_ms: u64) -> Instant {
+        self.anchor + Duration::from_millis(unix_ms.saturating_sub(self.anchor_unix_ms))
+    }
+
+    /// Tells the app about roster changes.
+    pub(super) fn notify_members(&mut self, changes: Vec<MemberChange>) {
+        let Some(id) = self.current_id() else { return };
+        for change in changes {
+            tracing::info!(call_id = %id, user = %change.user, state = change.state.as_str(), "member changed");
+            self.notify(Notification::MemberChanged {
+                call_id: id,
+                change,
+            });
+        }
+    }
+
+    /// Writes a record of the group call's roster and tells the app; answers whether it changed.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn write_member(
+        &mut self,
+        user: &UserId,
+        state: MemberState,
+        device: Option<DeviceId>,
+        reason: Option<String>,
+        until_ms: Option<u64>,
+        min_seq: u64,
+    ) -> bool {
+        let Some(group) = self.group_mut() else {
+            return false;
+        };
+        match group
+            .roster
+            .write(user.clone(), state, device, reason, until_ms, min_seq)
+        {
+            Some(change) => {
+                self.notify_members(vec![change]);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Sends the roster to the device of every member in the call but this one and `except`.
+    pub(super) fn broadcast_roster(&mut self, except: Option<(&UserId, &DeviceId)>, now: Instant) {
+        let Some(group) = self.group() else { return };
+        let me = (&self.cfg.user_id, &self.cfg.device_id);
+        let targets: Vec<(UserId, DeviceId)> = group
+            .roster
+            .members_in_call()
+            .filter_map(|m| m.device.as_ref().map(|d| (&m.user, d)))
+            .filter(|t| *t != me && Some(*t) != except)
+            .map(|(u, d)| (u.clone(), d.clone()))
+            .collect();
+        for (user, device) in targets {
+            self.send_roster(user, device, now);
+        }
+    }
+
+    /// Sends the roster to one device.
+    pub(super) fn send_roster(&mut self, user: UserId, device: DeviceId, now: Instant) {
+        let Some(call) = &self.call else { return };
+        let Some(group) = call.group.as_deref() else {
+            return;
+        };
+        let body = Body::Members {
+            members: group.roster.records().to_vec(),
+            ended: group.roster.ended(),
+        };
+        let id = call.id;
+        let lifetime = self.message_lifetime();
+        self.send(user, Some(device), id, body, lifetime, now);
+    }
+
+    /// A roster arrived from a device of the call (`docs/PROTOCOL.md` §10.4).
+    pub(super) fn on_members(
+        &mut self,
+        from: UserId,
+        from_device: DeviceId,
+        members: Vec<Member>,
+        ended: bool,
+        now: Instant,
+    ) {
+        let me = self.cfg.user_id.clone();
+        let Some(group) = self.group_mut() else {
+            return;
+        };
+        let lacks = group.roster.lacks(&members, ended);
+        let outcome = group.roster.merge(&members, ended);
+        let welcome = outcome.changes.iter().any(|c| {
+            c.user == from && c.state == MemberState::Accepted && c.previous != Some(c.state)
+        });
+        let changed = !outcome.is_empty();
+        let sender_in = group
+            .roster
+            .get(&from)
+            .is_some_and(|m| m.state.is_in_call());
+        let joined_now = group.joining && sender_in && !group.roster.ended();
+        if joined_now {
+            group.joining = false;
+        }
+        if group.roster.members_in_call().any(|m| m.user != me) {
+            group.answered = true;
+        }
+        let ended_now = group.roster.ended();
+        self.notify_members(outcome.changes);
+        if joined_now {
+            self.group_connected(StateReason::LocalAccepted, now);
+        }
+        let in_call = self.own_record_in_call();
+        if in_call && changed {
+            self.broadcast_roster(Some((&from, &from_device)), now);
+        }
+        if lacks || welcome {
+            self.send_roster(from, from_device, now);
+        }
+        if ended_now {
+            self.on_group_ended(now);
+        } else {
+            self.expire_stale_invitations(now);
+            self.check_group_end(now);
+        }
+    }
+
+    /// Whether this device's member is in the call by its own roster.
+    pub(super) fn own_record_in_call(&self) -> bool {
+        self.group().is_some_and(|g| {
+            g.roster.get(&self.cfg.user_id).is_some_and(|m| {
+                m.state.is_in_call() && m.device.as_ref() == Some(&self.cfg.device_id)
+            })
+        })
+    }
+
+    /// This device is in the group call now (`Connected`).
+    pub(super) fn group_connected(&mut self, reason: StateReason, now: Instant) {
+        if self.state == CallState::Connected {
+            return;
+        }
+        if let Some(call) = &mut self.call {
+            call.accepted = true;
+            call.confirmed = true;
+            call.deadline = None;
+            call.connected_at = Some(now);
+        }
+        let info = self.call_info();
+        self.set_state(CallState::Connected, reason, None, info, None, None);
+    }
+
+    /// Someone ended the call for everyone: stop this device's invitations and end it here.
+    fn on_group_ended(&mut self, now: Instant) {
+        let id = self.current_id();
+        self.cancel_own_invitations(None, now);
+        self.event(CallEvent::RemoteHangup, id, Some("ended".into()));
+        self.finish_group(StateReason::CallEnded, Some("ended".into()), now);
+    }
+
+    /// When the call ends for this device by itself (`docs/PROTOCOL.md` §10.5): nobody else is
+    /// in it and none of this device's invitations is pending.
+    pub(super) fn check_group_end(&mut self, now: Instant) {
+        let me = self.cfg.user_id.clone();
+        let Some(group) = self.group() else { return };
+        if group.joining || !self.own_record_in_call() {
+            return;
+        }
+        let others_in = group.roster.members_in_call().any(|m| m.user != me);
+        if others_in || group.pending_invitations() > 0 {
+            return;
+        }
+        let (reason, text) = if group.answered {
+            (StateReason::EveryoneLeft, "everyone left")
+        } else {
+            let outcomes: Vec<MemberState> =
+                group.invitations.iter().filter_map(|i| i.outcome).collect();
+            if outcomes.contains(&MemberState::Rejected) {
+                (StateReason::RemoteRejected, "rejected")
+            } else if !outcomes.is_empty() && outcomes.iter().all(|s| *s == MemberState::Busy) {
+                (StateReason::RemoteCallBusy, "busy")
+            } else {
+                (StateReason::CallingTimeout, "no answer")
+            }
+        };
+        let min = group.min_own_seq;
+        let dev = self.cfg.device_id.clone();
+        self.write_member(
+            &me,
+            MemberState::Left,
+            Some(dev),
+            Some(text.into()),
+            None,
+            min,
+        );
+        self.finish_group(reason, Some(text.into()), now);
+    }
+
+    /// Records, as `timeout`, invitations of other inviters whose lifetime has passed.
+    pub(super) fn expire_stale_invitations(&mut self, now: Instant) {
+        let wall = self.unix_ms(now);
+        let slack = u64::try_from(EXPIRY_SLACK.as_millis()).unwrap_or(u64::MAX);
+        let me = self.cfg.user_id.clone();
+        let Some(group) = self.group() else { return };
+        let mine: Vec<&UserId> = group.invitations.iter().map(|i| &i.inv.user).collect();
+        let stale: Vec<(UserId, u64)> = group
+            .roster
+            .pending()
+            .filter(|m| m.user != me && !mine.contains(&&m.user))
+            .filter(|m| m.until_ms.is_some_and(|u| u.saturating_add(slack) <= wall))
+            .map(|m| {
+                let outcome_seq = match m.state {
+                    MemberState::Inviting => m.seq + 2,
+                    _ => m.seq + 1,
+                };
+                (m.user.clone(), outcome_seq)
+            })
+            .collect();
+        let mut changed = false;
+        for (user, seq) in stale {
+            changed |= self.write_member(&user, MemberState::Timeout, None, None, None, seq);
+        }
+        if changed && self.own_record_in_call() {
+            self.broadcast_roster(None, now);
+        }
+    }
+
+    /// Leaves the group call: cancels this device's pending invitations, writes its record
+    /// `left`, tells everyone in the call, and ends the call here. Before anyone answered the
+    /// creator's leaving is a cancel of the whole call.
+    /// `cause` overrides the state reason (a local failure such as a lost signal ended the call).
+    pub(super) fn group_leave(
+        &mut self,
+        reason: Option<String>,
+        cause: Option<StateReason>,
+        now: Instant,
+    ) -> Result<(), CommandError> {
+        let state = self.state;
+        let Some(group) = self.group() else {
+            return Err(CommandError::InvalidState {
+                action: "leave",
+                state,
+            });
+        };
+        // Still ringing: leaving is declining.
+        if !group.creator && state == CallState::Calling && !group.joining {
+            return self.group_reject(reason, cause, now);
+        }
+        let min = group.min_own_seq;
+        let cancelled = group.creator && !group.answered;
+        self.cancel_own_invitations(reason.clone(), now);
+        let me = self.cfg.user_id.clone();
+        let dev = self.cfg.device_id.clone();
+        if self.write_member(&me, MemberState::Left, Some(dev), reason.clone(), None, min) {
+            self.broadcast_roster(None, now);
+        }
+        let id = self.current_id();
+        let st = if cancelled {
+            self.event(CallEvent::LocalCancelled, id, reason.clone());
+            StateReason::LocalCancelled
+        } else {
+            self.event(CallEvent::LocalHangup, id, reason.clone());
+            StateReason::LocalHangup
+        };
+        self.finish_group(cause.unwrap_or(st), reason, now);
+        Ok(())
+    }
+
+    /// Ends the group call for everyone (a member in the call only).
+    pub(super) fn group_end(
+        &mut self,
+        reason: Option<String>,
+        now: Instant,
+    ) -> Result<(), CommandError> {
+        let state = self.state;
+        if !self.own_record_in_call() || self.group().is_some_and(|g| g.joining) {
+            return Err(CommandError::InvalidState {
+                action: "end the call",
+                state,
+            });
+        }
+        self.cancel_own_invitations(reason.clone(), now);
+        if let Some(group) = self.group_mut() {
+            group.roster.set_ended();
+        }
+        self.broadcast_roster(None, now);
+        let id = self.current_id();
+        self.event(CallEvent::LocalHangup, id, reason.clone());
+        self.finish_group(StateReason::LocalHangup, reason, now);
+        Ok(())
+    }
+
+    /// Joins a group call this device was in (or invited to) again, by its id.
+    pub(super) fn group_join(&mut self, call_id: CallId, now: Instant) -> Result<(), CommandError> {
+        if self.prepared.is_none() {
+            return Err(CommandError::NotPrepared);
+        }
+        if self.call.is_some() {
+            return Err(CommandError::Busy(self.state));
+        }
+        if self.state != CallState::Prepared {
+            return Err(CommandError::InvalidState {
+                action: "join",
+                state: self.state,
+            });
+        }
+        let Some(memo) = self
+            .ended
+            .iter()
+            .rev()
+            .find(|e| e.id == call_id)
+            .and_then(|e| e.group.clone())
+        else {
+            return Err(CommandError::InvalidArgument(format!(
+                "call {call_id} is not a group call this device knows; only a call it was \
+                 invited to or took part in can be joined"
+            )));
+        };
+        let me = self.cfg.user_id.clone();
+        if memo.roster.ended() {
+            return Err(CommandError::InvalidArgument(format!(
+                "call {call_id} was ended for everyone"
+            )));
+        }
+        if !memo.roster.members_in_call().any(|m| m.user != me) {
+            return Err(CommandError::InvalidArgument(format!(
+                "nobody is in call {call_id} any more, as far as this device knows"
+            )));
+        }
+        let timeout = self
+            .prepared
+            .as_ref()
+            .map_or(super::config::MAX_CALL_TIMEOUT, |p| {
+                if p.call_timeout.is_zero() {
+                    super::config::MAX_CALL_TIMEOUT
+                } else {
+                    p.call_timeout
+                }
+            });
+        let mut call = Call::group(
+            call_id,
+            memo.call_type,
+            memo.room_id.clone(),
+            me.clone(),
+            me.clone(),
+            Members::Invited(Vec::new()),
+            now,
+        );
+        call.extension = memo.extension.clone();
+        call.deadline = Some(now + timeout);
+        let min = memo
+            .roster
+            .get(&me)
+            .map_or(memo.min_own_seq, |r| (r.seq + 1).max(memo.min_own_seq));
+        call.group = Some(Box::new(Group {
+            roster: memo.roster,
+            invitations: Vec::new(),
+            other_inviters: Vec::new(),
+            min_own_seq: min,
+            creator: false,
+            joining: true,
+            answered: true,
+        }));
+        self.call = Some(call);
+        tracing::info!(call_id = %call_id, "joining a group call late");
+        self.event(CallEvent::LocalJoined, Some(call_id), None);
+        let info = self.call_info();
+        self.set_state(
+            CallState::Connecting,
+            StateReason::LocalAccepted,
+            None,
+            info,
+            None,
+            None,
+        );
+        let dev = self.cfg.device_id.clone();
+        self.write_member(&me, MemberState::Accepted, Some(dev), None, None, min);
+        self.broadcast_roster(None, now);
+        Ok(())
+    }
+
+    /// Group timers: invitations' busy graces and deadlines, the wait for a `confirm` or for a
+    /// late join's answer, and other inviters' expired invitations.
+    pub(super) fn on_group_timeout(&mut self, now: Instant) {
+        self.on_invitation_timers(now);
+        if self
+            .call
+            .as_ref()
+            .and_then(|c| c.deadline)
+            .is_some_and(|d| now >= d)
+        {
+            self.on_group_deadline(now);
+        }
+        self.expire_stale_invitations(now);
+        self.check_group_end(now);
+    }
+
+    /// The call's own deadline in a group call: the invite this device rings for expired, the
+    /// inviter's `confirm` never came, or nobody answered a late join.
+    fn on_group_deadline(&mut self, now: Instant) {
+        let Some(group) = self.group() else { return };
+        let id = self.current_id();
+        let joining = group.joining;
+        let min = group.min_own_seq;
+        self.event(CallEvent::RemoteCallingTimeout, id, None);
+        if joining || self.state == CallState::Connecting {
+            // Make sure nobody keeps this device in the call.
+            let me = self.cfg.user_id.clone();
+            let dev = self.cfg.device_id.clone();
+            if self.write_member(
+                &me,
+                MemberState::Left,
+                Some(dev),
+                Some("timeout".into()),
+                None,
+                min,
+            ) {
+                self.broadcast_roster(None, now);
+                if let Some((u, d)) = self.call.as_ref().and_then(|c| match &c.members {
+                    Members::InvitedBy(i) => Some((i.user.clone(), i.device.clone())),
+                    Members::Invited(_) => None,
+                }) {
+                    self.send_roster(u, d, now);
+                }
+            }
+        }
+        let reason = if joining {
+            StateReason::CallingTimeout
+        } else {
+            StateReason::RemoteCallingTimeout
+        };
+        self.finish_group(reason, None, now);
+    }
+
+    /// Ends the group call here, remembering its roster for late rosters and a later join.
+    pub(super) fn finish_group(&mut self, reason: StateReason, text: Option<String>, now: Instant) {
+        let memo = self.call.as_mut().and_then(|c| {
+            let room_id = c.room_id.clone();
+            let call_type = c.call_type;
+            let extension = c.extension.clone();
+            c.group.take().map(|g| GroupMemo {
+                roster: g.roster,
+                room_id,
+                call_type,
+                extension,
+                min_own_seq: g.min_own_seq,
+            })
+        });
+        self.finish_call(reason, text, LateReply::Hangup, now);
+        if let (Some(memo), Some(last)) = (memo, self.ended.back_mut()) {
+            last.group = Some(Box::new(memo));
+        }
+    }
+
+    /// A message for a group call that ended here: answer rosters that lack what this device
+    /// knows (a late joiner learns the call ended or that this member left), and stop devices
+    /// still ringing for one of this device's invitations.
+    pub(super) fn on_late_group(&mut self, memo: &GroupMemo, env: Envelope, now: Instant) {
+        let lifetime = self.message_lifetime();
+        match env.body {
+            Body::Members { members, ended } if memo.roster.lacks(&members, ended) => {
+                let body = Body::Members {
+                    members: memo.roster.records().to_vec(),
+                    ended: memo.roster.ended(),
+                };
+                self.send(
+                    env.from,
+                    Some(env.from_device),
+                    env.call_id,
+                    body,
+                    lifetime,
+                    now,
+                );
+            }
+            Body::Ringing { .. } | Body::Accept { .. } => {
+                let body = Body::Cancel {
+                    reason: Some("left".into()),
+                    timeout: false,
+                    elsewhere: None,
+                };
+                self.send(
+                    env.from,
+                    Some(env.from_device),
+                    env.call_id,
+                    body,
+                    lifetime,
+                    now,
+                );
+            }
+            Body::Confirm { .. } => {
+                let body = Body::Members {
+                    members: memo.roster.records().to_vec(),
+                    ended: memo.roster.ended(),
+                };
+                self.send(
+                    env.from,
+                    Some(env.from_device),
+                    env.call_id,
+                    body,
+                    lifetime,
+                    now,
+                );
+            }
+            _ => {}
+        }
+    }
+
+    /// Whether `user`'s `device` may speak in the group call in progress: a member of its
+    /// roster (a roster may introduce its sender), one of this device's invitees, or its inviter.
+    pub(super) fn is_from_group(&self, env: &Envelope) -> bool {
+        let Some(call) = &self.call else { return false };
+        let Some(group) = call.group.as_deref() else {
+            return false;
+        };
+        if call.id != env.call_id {
+            return false;
+        }
+        if let Members::InvitedBy(Inviter { user, device, .. }) = &call.members {
+            if user == &env.from && device == &env.from_device {
+                return true;
+            }
+        }
+        group.roster.get(&env.from).is_some()
+            || group.invitations.iter().any(|i| i.inv.user == env.from)
+            || matches!(&env.body, Body::Members { members, .. } if members.iter().any(|m| m.user == env.from))
+    }
+}
