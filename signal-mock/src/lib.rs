@@ -71,6 +71,7 @@
 
 pub mod client;
 pub mod fault;
+pub mod group_flow;
 pub mod media;
 pub mod network;
 pub mod sim;
@@ -81,6 +82,7 @@ pub mod world;
 
 pub use client::MockSignalClient;
 pub use fault::{FaultPlan, FaultPlanError, Partition, REORDER_FLOOR};
+pub use group_flow::group_call_through;
 pub use media::{MediaCommandRecord, MockMedia, MockMediaBehavior, MockMediaControl};
 pub use network::{MockNetwork, MockNetworkError, OFFLINE_LINK_STATE};
 pub use sim::{Delivery, SimNetwork, DEFAULT_ANCHOR_MS};

@@ -60,6 +60,14 @@ pub enum CallFlowError {
         /// Why it did not come.
         source: WaitError,
     },
+    /// Something held that should not have.
+    #[error("{stage}: {what}")]
+    Unexpected {
+        /// The step.
+        stage: &'static str,
+        /// What was found.
+        what: String,
+    },
 }
 
 /// Runs one whole call between two linked `CallApi`s — both prepare, `caller` calls `callee`'s

@@ -14,7 +14,7 @@ use crate::call::{
 use crate::connection::Credentials;
 use crate::deadline::Deadline;
 use crate::error::CallApiError;
-use crate::protocol::{CallId, CallType, Extension, UserId};
+use crate::protocol::{CallId, CallType, Extension, Member, UserId};
 use crate::signal::{SignalClient, SignalEvent};
 
 /// Where a request's answer goes.
@@ -28,11 +28,21 @@ pub(crate) struct PlaceCall {
     pub extension: Extension,
 }
 
+/// A group call to place (`CallApi::call_group`).
+#[derive(Debug)]
+pub(crate) struct PlaceGroupCall {
+    pub users: Vec<UserId>,
+    pub call_type: CallType,
+    pub extension: Extension,
+}
+
 /// A request from a handle to the driver task, with the channel for its typed answer.
 #[derive(Debug)]
 pub(crate) enum Request {
     Command(Command, Reply<()>),
     Call(PlaceCall, Reply<CallId>),
+    CallGroup(PlaceGroupCall, Reply<CallId>),
+    Members(oneshot::Sender<Vec<Member>>),
     Timings(oneshot::Sender<Option<CallTimings>>),
     Info(oneshot::Sender<Option<CallInfo>>),
     MediaStats(Reply<()>),
@@ -169,6 +179,21 @@ impl<S: SignalClient> Driver<S> {
                     .call(call.remote, call.call_type, call.extension, now());
                 self.flush().await;
                 let _ = reply.send(result.map_err(CallApiError::from));
+            }
+            Request::CallGroup(call, reply) => {
+                let result =
+                    self.machine
+                        .call_group(call.users, call.call_type, call.extension, now());
+                self.flush().await;
+                let _ = reply.send(result.map_err(CallApiError::from));
+            }
+            Request::Members(reply) => {
+                let members = self
+                    .machine
+                    .members()
+                    .map(|r| r.records().to_vec())
+                    .unwrap_or_default();
+                let _ = reply.send(members);
             }
             Request::Timings(reply) => {
                 let _ = reply.send(self.machine.call_timings());

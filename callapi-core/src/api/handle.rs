@@ -10,10 +10,10 @@ use crate::call::{
 };
 use crate::error::CallApiError;
 use crate::media::MediaEngine;
-use crate::protocol::{CallId, CallType, Extension, UserId};
+use crate::protocol::{CallId, CallType, Extension, Member, UserId};
 use crate::signal::SignalClient;
 
-use super::driver::{Driver, PlaceCall, Reply, Request, Subscribers};
+use super::driver::{Driver, PlaceCall, PlaceGroupCall, Reply, Request, Subscribers};
 use super::media_lane::MediaLane;
 use super::stream::NotificationStream;
 
@@ -153,6 +153,66 @@ impl CallApi {
         self.ask(|tx| Request::Call(call, tx)).await
     }
 
+    /// Calls several users at once (a group call, `docs/PROTOCOL.md` §10); returns the new
+    /// call's id. At most `CallConfig::max_invitees` users (9 by default). Member changes
+    /// arrive as [`Notification::MemberChanged`](crate::call::Notification::MemberChanged).
+    pub async fn call_group(
+        &self,
+        users: &[&str],
+        call_type: CallType,
+    ) -> Result<CallId, CallApiError> {
+        self.call_group_with_extension(users, call_type, Extension::new())
+            .await
+    }
+
+    /// Like [`call_group`](Self::call_group), with extension data (merged over the prepare
+    /// extension).
+    pub async fn call_group_with_extension(
+        &self,
+        users: &[&str],
+        call_type: CallType,
+        extension: Extension,
+    ) -> Result<CallId, CallApiError> {
+        let call = PlaceGroupCall {
+            users: user_ids(users)?,
+            call_type,
+            extension,
+        };
+        self.ask(|tx| Request::CallGroup(call, tx)).await
+    }
+
+    /// Invites more users into the group call this device is in.
+    pub async fn invite(&self, users: &[&str]) -> Result<(), CallApiError> {
+        let users = user_ids(users)?;
+        self.command(Command::Invite { users }).await
+    }
+
+    /// Withdraws this device's pending invitations of `users` in the group call.
+    pub async fn cancel_invites(&self, users: &[&str]) -> Result<(), CallApiError> {
+        let users = user_ids(users)?;
+        self.command(Command::CancelInvites { users }).await
+    }
+
+    /// Leaves the call; in a group call the others stay in it (in a 1:1 call, as `hangup`).
+    pub async fn leave(&self, reason: Option<String>) -> Result<(), CallApiError> {
+        self.command(Command::Leave { reason }).await
+    }
+
+    /// Ends the call for everyone (in a 1:1 call, as `hangup`).
+    pub async fn end(&self, reason: Option<String>) -> Result<(), CallApiError> {
+        self.command(Command::End { reason }).await
+    }
+
+    /// Joins a group call again by its id, after declining, missing or leaving it.
+    pub async fn join(&self, call_id: CallId) -> Result<(), CallApiError> {
+        self.command(Command::Join { call_id }).await
+    }
+
+    /// A snapshot of the group call's roster (empty outside a group call).
+    pub async fn members(&self) -> Result<Vec<Member>, CallApiError> {
+        self.query(Request::Members).await
+    }
+
     /// Answers the ringing call.
     pub async fn accept(&self) -> Result<(), CallApiError> {
         self.command(Command::Accept).await
@@ -254,4 +314,15 @@ impl CallApi {
     pub async fn shutdown(&self) -> Result<(), CallApiError> {
         self.query(Request::Shutdown).await
     }
+}
+
+/// Parses user ids given by the app.
+fn user_ids(users: &[&str]) -> Result<Vec<UserId>, CallApiError> {
+    users
+        .iter()
+        .map(|u| {
+            UserId::new(*u)
+                .map_err(|e| CommandError::InvalidArgument(format!("user {u:?}: {e}")).into())
+        })
+        .collect()
 }
