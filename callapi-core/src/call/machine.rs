@@ -34,6 +34,9 @@ use super::state::{
 };
 use super::timings::CallTimings;
 
+/// Output slots an idle machine keeps allocated.
+const IDLE_OUTPUTS: usize = 0;
+
 /// The call logic of one device, as a plain state machine (sans-IO: see `docs/ARCHITECTURE.md`, "Layers").
 pub struct CallMachine {
     pub(super) cfg: CallConfig,
@@ -165,7 +168,12 @@ impl CallMachine {
 
     /// The next thing the shell must do, if any.
     pub fn poll_output(&mut self) -> Option<Output> {
-        self.outputs.pop_front()
+        let out = self.outputs.pop_front();
+        if out.is_none() {
+            // An idle machine keeps no burst-sized queue (outputs are a few hundred bytes each).
+            self.outputs.shrink_to(IDLE_OUTPUTS);
+        }
+        out
     }
 
     /// When [`handle_timeout`](Self::handle_timeout) must next be called.

@@ -3,7 +3,7 @@
 //!
 //! Pure data structure: no clock reads, no I/O.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use crate::protocol::{DeviceId, Envelope, MessageId, UserId};
@@ -27,14 +27,29 @@ pub(crate) struct Due {
     pub expired: Vec<Envelope>,
 }
 
-type SeenKey = (UserId, DeviceId, MessageId);
+/// What identifies a received envelope for de-duplication: its id and a fingerprint of its
+/// sender (`from`, `from_device`). A fixed-size copyable key, so remembering an envelope for the
+/// de-duplication window costs no allocation and no copy of the sender's ids. Two different
+/// senders collide only if their fingerprints match *and* they chose the same random 128-bit
+/// message id.
+type SeenKey = (MessageId, u64);
+
+/// A 64-bit fingerprint of a sender (SipHash with fixed keys: the same on every run).
+fn sender_fingerprint(user: &UserId, device: &DeviceId) -> u64 {
+    use std::hash::{Hash, Hasher};
+    #[allow(deprecated)] // SipHasher is deprecated only in favour of the randomly keyed one
+    let mut h = std::hash::SipHasher::new();
+    user.as_str().hash(&mut h);
+    device.as_str().hash(&mut h);
+    h.finish()
+}
 
 /// Retransmission queue and duplicate filter of one device.
 #[derive(Debug)]
 pub(crate) struct Reliable {
     cfg: Reliability,
     pending: Vec<Pending>,
-    seen: HashMap<SeenKey, Instant>,
+    seen: HashSet<SeenKey>,
     seen_order: VecDeque<(SeenKey, Instant)>,
 }
 
@@ -43,7 +58,7 @@ impl Reliable {
         Self {
             cfg,
             pending: Vec::new(),
-            seen: HashMap::new(),
+            seen: HashSet::new(),
             seen_order: VecDeque::new(),
         }
     }
@@ -77,17 +92,21 @@ impl Reliable {
                     .as_ref()
                     .is_none_or(|d| d == from_device)
         })?;
-        Some(self.pending.swap_remove(idx).envelope)
+        let acked = self.pending.swap_remove(idx).envelope;
+        if self.pending.is_empty() {
+            // Nothing in flight: keep no burst-sized buffer (an envelope is ~200 bytes).
+            self.pending.shrink_to_fit();
+        }
+        Some(acked)
     }
 
     /// Records a received envelope; returns `true` if it was seen before (a duplicate).
     pub(crate) fn is_duplicate(&mut self, env: &Envelope, now: Instant) -> bool {
         self.expire_seen(now);
-        let key = (env.from.clone(), env.from_device.clone(), env.id);
-        if self.seen.contains_key(&key) {
+        let key = (env.id, sender_fingerprint(&env.from, &env.from_device));
+        if !self.seen.insert(key) {
             return true;
         }
-        self.seen.insert(key.clone(), now);
         self.seen_order.push_back((key, now));
         false
     }
