@@ -73,7 +73,7 @@ impl CallMachine {
             .cloned()
         {
             match &ended.group {
-                Some(memo) => self.on_late_group(memo, env, now),
+                Some(_) => self.on_late_group(env, now),
                 None => self.on_late(&ended, env, now),
             }
         } else if matches!(env.body, Body::Cancel { .. }) {

@@ -246,6 +246,7 @@ impl CallMachine {
         }
         let ended_now = group.roster.ended();
         self.notify_members(outcome.changes);
+        self.settle_superseded_invitations(now);
         if joined_now {
             self.group_connected(StateReason::LocalAccepted, now);
         }
@@ -292,6 +293,7 @@ impl CallMachine {
     fn on_group_ended(&mut self, now: Instant) {
         let id = self.current_id();
         self.cancel_own_invitations(None, now);
+        self.broadcast_roster(None, now);
         self.event(CallEvent::RemoteHangup, id, Some("ended".into()));
         self.finish_group(StateReason::CallEnded, Some("ended".into()), now);
     }
@@ -541,26 +543,28 @@ impl CallMachine {
         let joining = group.joining;
         let min = group.min_own_seq;
         self.event(CallEvent::RemoteCallingTimeout, id, None);
-        if joining || self.state == CallState::Connecting {
-            // Make sure nobody keeps this device in the call.
+        let inviter = self.call.as_ref().and_then(|c| match &c.members {
+            Members::InvitedBy(i) => Some((i.user.clone(), i.device.clone())),
+            Members::Invited(_) => None,
+        });
+        if joining || self.own_record_in_call() {
+            // This device's record says it is in: make sure nobody keeps it there.
             let me = self.cfg.user_id.clone();
             let dev = self.cfg.device_id.clone();
-            if self.write_member(
-                &me,
-                MemberState::Left,
-                Some(dev),
-                Some("timeout".into()),
-                None,
-                min,
-            ) {
+            let why = Some("timeout".to_owned());
+            if self.write_member(&me, MemberState::Left, Some(dev), why, None, min) {
                 self.broadcast_roster(None, now);
-                if let Some((u, d)) = self.call.as_ref().and_then(|c| match &c.members {
-                    Members::InvitedBy(i) => Some((i.user.clone(), i.device.clone())),
-                    Members::Invited(_) => None,
-                }) {
-                    self.send_roster(u, d, now);
-                }
             }
+        } else if let (CallState::Connecting, Some((to, dev)), Some(id)) = (self.state, inviter, id)
+        {
+            // Accepted, never confirmed: whether the inviter took this accept is its record to
+            // write; tell it this device gave up (docs/PROTOCOL.md §10.3).
+            let lifetime = self.message_lifetime();
+            let body = Body::Reject {
+                reason: Some("timeout".into()),
+                busy: false,
+            };
+            self.send(to, Some(dev), id, body, lifetime, now);
         }
         let reason = if joining {
             StateReason::CallingTimeout
@@ -590,56 +594,49 @@ impl CallMachine {
         }
     }
 
-    /// A message for a group call that ended here: answer rosters that lack what this device
-    /// knows (a late joiner learns the call ended or that this member left), and stop devices
-    /// still ringing for one of this device's invitations.
-    pub(super) fn on_late_group(&mut self, memo: &GroupMemo, env: Envelope, now: Instant) {
+    /// A message for a group call that ended here: rosters are merged into what this device
+    /// remembers and answered when the sender lacks something (a late joiner learns the call
+    /// ended or that this member left; two ended devices settle instead of bouncing rosters),
+    /// and devices still ringing for one of this device's invitations are stopped.
+    pub(super) fn on_late_group(&mut self, env: Envelope, now: Instant) {
         let lifetime = self.message_lifetime();
-        match env.body {
-            Body::Members { members, ended } if memo.roster.lacks(&members, ended) => {
-                let body = Body::Members {
+        let Some(memo) = self
+            .ended
+            .iter_mut()
+            .rev()
+            .find(|e| e.id == env.call_id)
+            .and_then(|e| e.group.as_deref_mut())
+        else {
+            return;
+        };
+        let reply = match env.body {
+            Body::Members { members, ended } => {
+                memo.roster.merge(&members, ended);
+                memo.roster.lacks(&members, ended).then(|| Body::Members {
                     members: memo.roster.records().to_vec(),
                     ended: memo.roster.ended(),
-                };
-                self.send(
-                    env.from,
-                    Some(env.from_device),
-                    env.call_id,
-                    body,
-                    lifetime,
-                    now,
-                );
+                })
             }
-            Body::Ringing { .. } | Body::Accept { .. } => {
-                let body = Body::Cancel {
-                    reason: Some("left".into()),
-                    timeout: false,
-                    elsewhere: None,
-                };
-                self.send(
-                    env.from,
-                    Some(env.from_device),
-                    env.call_id,
-                    body,
-                    lifetime,
-                    now,
-                );
-            }
-            Body::Confirm { .. } => {
-                let body = Body::Members {
-                    members: memo.roster.records().to_vec(),
-                    ended: memo.roster.ended(),
-                };
-                self.send(
-                    env.from,
-                    Some(env.from_device),
-                    env.call_id,
-                    body,
-                    lifetime,
-                    now,
-                );
-            }
-            _ => {}
+            Body::Confirm { .. } => Some(Body::Members {
+                members: memo.roster.records().to_vec(),
+                ended: memo.roster.ended(),
+            }),
+            Body::Ringing { .. } | Body::Accept { .. } => Some(Body::Cancel {
+                reason: Some("left".into()),
+                timeout: false,
+                elsewhere: None,
+            }),
+            _ => None,
+        };
+        if let Some(body) = reply {
+            self.send(
+                env.from,
+                Some(env.from_device),
+                env.call_id,
+                body,
+                lifetime,
+                now,
+            );
         }
     }
 

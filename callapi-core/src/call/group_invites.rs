@@ -290,7 +290,65 @@ impl CallMachine {
         } else {
             None
         };
-        self.write_member(user, outcome, None, reason, None, base + 2);
+        if self.invitation_owns_record(user, base) {
+            self.write_member(user, outcome, None, reason, None, base + 2);
+        }
+    }
+
+    /// Whether `user`'s record is still the pending record of the invitation that wrote
+    /// `inviting` at `base` (nobody else has written past it).
+    fn invitation_owns_record(&self, user: &UserId, base: u64) -> bool {
+        self.members()
+            .and_then(|r| r.get(user))
+            .is_some_and(|m| m.state.is_pending() && m.seq <= base + 1)
+    }
+
+    /// Ends, without writing, this device's invitations whose record someone else moved past
+    /// them (the member was accepted through another inviter, say), and stops whatever of the
+    /// member's devices still rings for them (docs/PROTOCOL.md §10.3, last point).
+    pub(super) fn settle_superseded_invitations(&mut self, now: Instant) {
+        let Some(group) = self.group() else { return };
+        let superseded: Vec<(UserId, MemberState, Option<DeviceId>)> = group
+            .invitations
+            .iter()
+            .filter(|i| i.is_pending())
+            .filter_map(|i| {
+                let m = group.roster.get(&i.inv.user)?;
+                let moved = !m.state.is_pending() || m.seq > i.base_seq + 1;
+                moved.then(|| (i.inv.user.clone(), m.state, m.device.clone()))
+            })
+            .collect();
+        for (user, state, device) in superseded {
+            let Some(call) = &mut self.call else { return };
+            let id = call.id;
+            let Some(gi) = call
+                .group
+                .as_deref_mut()
+                .and_then(|g| g.invitation_mut(&user))
+            else {
+                continue;
+            };
+            gi.outcome = Some(state);
+            gi.inv.end_busy_grace();
+            let ringing = gi.inv.devices.ringing_except(device.as_ref());
+            for d in &ringing {
+                gi.inv.devices.set_status(d, DeviceStatus::Cancelled);
+            }
+            let elsewhere = match state {
+                MemberState::Accepted => Some(Elsewhere::Answered),
+                MemberState::Rejected => Some(Elsewhere::Rejected),
+                _ => None,
+            };
+            let lifetime = self.message_lifetime();
+            for d in ringing {
+                let body = Body::Cancel {
+                    reason: None,
+                    timeout: false,
+                    elsewhere,
+                };
+                self.send(user.clone(), Some(d), id, body, lifetime, now);
+            }
+        }
     }
 
     /// Busy graces and deadlines of this device's invitations.
@@ -373,6 +431,7 @@ impl CallMachine {
                         if let Some(outcome) = outcome {
                             self.notify_members(outcome.changes);
                         }
+                        self.settle_superseded_invitations(now);
                     }
                     if self.own_record_in_call() {
                         if let Some(g) = self.group_mut() {
@@ -387,7 +446,8 @@ impl CallMachine {
                 reason,
                 timeout,
                 elsewhere,
-            } if self.state == CallState::Calling
+            } if matches!(self.state, CallState::Calling | CallState::Connecting)
+                && !self.own_record_in_call()
                 && (from_inviter || (from_other_inviter && elsewhere.is_some())) =>
             {
                 let (st, ev) = match (elsewhere, timeout) {
@@ -595,6 +655,24 @@ impl CallMachine {
             return;
         };
         if !gi.is_pending() {
+            // The device whose accept was taken gave up waiting for its confirm: it is out.
+            if gi.outcome == Some(MemberState::Accepted)
+                && gi.inv.answered.as_ref() == Some(&device)
+            {
+                let base = gi.base_seq;
+                gi.outcome = Some(MemberState::Left);
+                if self.write_member(
+                    user,
+                    MemberState::Left,
+                    Some(device),
+                    reason,
+                    None,
+                    base + 3,
+                ) {
+                    self.broadcast_roster(None, now);
+                }
+                self.check_group_end(now);
+            }
             return;
         }
         if busy {
@@ -647,6 +725,7 @@ impl CallMachine {
                     .push((from.clone(), from_device.clone()));
             }
             self.notify_members(outcome.changes);
+            self.settle_superseded_invitations(now);
             if ringing && !known {
                 let lifetime = remaining.max(Duration::from_millis(1));
                 let body = Body::Ringing { group: true };
@@ -673,6 +752,9 @@ impl CallMachine {
             if !fresh {
                 return;
             }
+        }
+        if from == me || self.glare_we_win(call_id, &from, now) {
+            return;
         }
         let out_of_scope = self.room_scope.as_ref().is_some_and(|r| r != &room_id);
         if self.state != CallState::Prepared || self.call.is_some() || out_of_scope {

@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::protocol::{Body, CallType, Elsewhere, Envelope};
+use crate::protocol::{Body, CallId, CallType, Elsewhere, Envelope, UserId};
 
 use super::command::CommandError;
 use super::config::IncomingInvite;
@@ -48,37 +48,8 @@ impl CallMachine {
         {
             return;
         }
-        // Glare: we are calling the user who is calling us.
-        if let Some(call) = &self.call {
-            if call.is_caller()
-                && self.state == CallState::Calling
-                && !call.accepted
-                && call
-                    .members
-                    .invitations()
-                    .iter()
-                    .any(|i| i.user == env.from)
-            {
-                if env.call_id < call.id {
-                    let own = call.id;
-                    tracing::info!(own = %own, winner = %env.call_id, "glare: the other call wins");
-                    self.event(CallEvent::Glare, Some(own), None);
-                    // Other devices of the winner may be ringing for our call: stop them.
-                    self.caller_stop(Some("glare".into()), false, None, now);
-                    self.finish_call(
-                        StateReason::Glare,
-                        None,
-                        LateReply::Cancel {
-                            timeout: false,
-                            elsewhere: None,
-                        },
-                        now,
-                    );
-                } else {
-                    tracing::info!(own = %call.id, loser = %env.call_id, "glare: our call wins");
-                    return;
-                }
-            }
+        if self.glare_we_win(env.call_id, &env.from, now) {
+            return;
         }
         let out_of_scope = self.room_scope.as_ref().is_some_and(|r| r != &room_id);
         if self.state != CallState::Prepared || self.call.is_some() || out_of_scope {
@@ -138,6 +109,60 @@ impl CallMachine {
         self.send_to_peer(Body::Ringing { group: false }, lifetime, now);
         if join_early {
             self.join_media();
+        }
+    }
+
+    /// Glare: this device is calling (nobody answered yet) `from`, who invites it to another
+    /// call. The smaller call id wins (docs/PROTOCOL.md §8.6, §10.6): answers `true` when our
+    /// call wins (the invite is ignored beyond its ack); otherwise our call ends and the
+    /// invite is handled as usual.
+    pub(super) fn glare_we_win(&mut self, call_id: CallId, from: &UserId, now: Instant) -> bool {
+        let Some(own) = self.current_id() else {
+            return false;
+        };
+        if own == call_id || !self.calling_invitee(from) {
+            return false;
+        }
+        if call_id > own {
+            tracing::info!(own = %own, loser = %call_id, "glare: our call wins");
+            return true;
+        }
+        tracing::info!(own = %own, winner = %call_id, "glare: the other call wins");
+        self.event(CallEvent::Glare, Some(own), None);
+        if self.is_group_call() {
+            self.cancel_own_invitations(Some("glare".into()), now);
+            self.finish_group(StateReason::Glare, None, now);
+        } else {
+            // Other devices of the winner may be ringing for our call: stop them.
+            self.caller_stop(Some("glare".into()), false, None, now);
+            self.finish_call(
+                StateReason::Glare,
+                None,
+                LateReply::Cancel {
+                    timeout: false,
+                    elsewhere: None,
+                },
+                now,
+            );
+        }
+        false
+    }
+
+    /// Whether this device is still calling `user` in a call nobody has answered yet.
+    fn calling_invitee(&self, user: &UserId) -> bool {
+        let Some(call) = &self.call else { return false };
+        if !call.is_caller() || self.state != CallState::Calling || call.accepted {
+            return false;
+        }
+        match call.group.as_deref() {
+            Some(g) => {
+                g.creator
+                    && !g.answered
+                    && g.invitations
+                        .iter()
+                        .any(|i| &i.inv.user == user && i.is_pending())
+            }
+            None => call.members.invitations().iter().any(|i| &i.user == user),
         }
     }
 

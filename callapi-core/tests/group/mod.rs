@@ -80,3 +80,39 @@ pub fn states(w: &SimWorld, d: DeviceIndex) -> Vec<(CallState, StateReason)> {
         .skip_while(|(s, _)| *s == Prepared)
         .collect()
 }
+
+/// A device's full record of `user` in its group call (`None`: no group call, or unknown user).
+pub fn record_of(
+    w: &SimWorld,
+    d: DeviceIndex,
+    user: &str,
+) -> Option<callapi_core::protocol::Member> {
+    w.device(d)
+        .machine
+        .members()
+        .and_then(|r| r.iter().find(|m| m.user.as_str() == user).cloned())
+}
+
+/// One member change with what the new record carries: `(previous, state, reason, device)`.
+pub type DetailedChange = (
+    Option<MemberState>,
+    MemberState,
+    Option<String>,
+    Option<String>,
+);
+
+/// The member changes of `user` a device was told about, with what the new record carries.
+pub fn detailed_changes_of(w: &SimWorld, d: DeviceIndex, user: &str) -> Vec<DetailedChange> {
+    w.member_changes(d)
+        .into_iter()
+        .filter(|c| c.user.as_str() == user)
+        .map(|c| {
+            (
+                c.previous,
+                c.state,
+                c.reason,
+                c.device.map(|x| x.to_string()),
+            )
+        })
+        .collect()
+}
