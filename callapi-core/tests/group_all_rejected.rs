@@ -102,9 +102,19 @@ fn one_decline_ends_only_that_members_ringing_and_both_end_the_call() {
     );
     for x in [b, c] {
         assert_eq!(changes_of(&w, x, "alice"), vec![(None, In)], "{x}");
-        assert_eq!(changes_of(&w, x, "bob"), vec![(None, Inviting)], "{x}");
-        assert_eq!(changes_of(&w, x, "carol"), vec![(None, Inviting)], "{x}");
     }
+    // Each decliner records its own decline (the same record alice writes), and learns nothing
+    // of the other invitee's answer.
+    assert_eq!(
+        changes_of(&w, b, "bob"),
+        vec![(None, Inviting), (Some(Inviting), MRejected)]
+    );
+    assert_eq!(changes_of(&w, b, "carol"), vec![(None, Inviting)]);
+    assert_eq!(changes_of(&w, c, "bob"), vec![(None, Inviting)]);
+    assert_eq!(
+        changes_of(&w, c, "carol"),
+        vec![(None, Inviting), (Some(Inviting), MRejected)]
+    );
     // Never a timeout, cancel or busy for a decline.
     for x in [a, b, c] {
         assert!(

@@ -202,9 +202,16 @@ fn a_decline_on_one_device_ends_the_others_and_carol_keeps_ringing() {
     );
     for x in [b1, b2, c] {
         assert_eq!(changes_of(&w, x, "alice"), vec![(None, In)], "{x}");
-        assert_eq!(changes_of(&w, x, "bob"), vec![(None, Inviting)], "{x}");
         assert_eq!(changes_of(&w, x, "carol"), vec![(None, Inviting)], "{x}");
     }
+    // The declining device records its member's decline (the record alice writes); bob's other
+    // device stops as rejected elsewhere without a record of its own.
+    assert_eq!(
+        changes_of(&w, b1, "bob"),
+        vec![(None, Inviting), (Some(Inviting), MRejected)]
+    );
+    assert_eq!(changes_of(&w, b2, "bob"), vec![(None, Inviting)]);
+    assert_eq!(changes_of(&w, c, "bob"), vec![(None, Inviting)]);
 
     // carol accepts: she and alice are in the call, bob is rejected on both their rosters.
     w.command(c, Command::Accept).unwrap();

@@ -166,8 +166,9 @@ impl CallMachine {
                 Ok(())
             }
             Command::Pause => {
-                if self.call.is_some() {
-                    // Once the call is over (see `link_policy`).
+                if self.call.is_some() || self.pending_messages() > 0 {
+                    // Once the call is over and its last messages are acknowledged or expired
+                    // (see `link_policy`): a hangup or a leave just sent must not be cut off.
                     self.closing.get_or_insert(Closing::Pause);
                 } else {
                     self.outputs.push_back(Output::Link(LinkCommand::Pause));

@@ -147,7 +147,13 @@ impl CallMachine {
 
     /// Tells the app about roster changes.
     pub(super) fn notify_members(&mut self, changes: Vec<MemberChange>) {
-        let Some(id) = self.current_id() else { return };
+        if let Some(id) = self.current_id() {
+            self.notify_members_of(id, changes);
+        }
+    }
+
+    /// Tells the app about roster changes of call `id` (also of one that ended here).
+    pub(super) fn notify_members_of(&mut self, id: CallId, changes: Vec<MemberChange>) {
         for change in changes {
             tracing::info!(call_id = %id, user = %change.user, state = change.state.as_str(), "member changed");
             self.notify(Notification::MemberChanged {
@@ -224,10 +230,16 @@ impl CallMachine {
         now: Instant,
     ) {
         let me = self.cfg.user_id.clone();
+        let me_dev = self.cfg.device_id.clone();
         let Some(group) = self.group_mut() else {
             return;
         };
         let lacks = group.roster.lacks(&members, ended);
+        let in_before: Vec<(UserId, DeviceId)> = group
+            .roster
+            .members_in_call()
+            .filter_map(|m| m.device.clone().map(|d| (m.user.clone(), d)))
+            .collect();
         let outcome = group.roster.merge(&members, ended);
         let welcome = outcome.changes.iter().any(|c| {
             c.user == from && c.state == MemberState::Accepted && c.previous != Some(c.state)
@@ -237,7 +249,12 @@ impl CallMachine {
             .roster
             .get(&from)
             .is_some_and(|m| m.state.is_in_call());
-        let joined_now = group.joining && sender_in && !group.roster.ended();
+        let own_in = group
+            .roster
+            .get(&me)
+            .is_some_and(|m| m.state.is_in_call() && m.device.as_ref() == Some(&me_dev));
+        let joined_now = group.joining && sender_in && own_in && !group.roster.ended();
+        let join_lost = group.joining && !own_in;
         if joined_now {
             group.joining = false;
         }
@@ -245,14 +262,43 @@ impl CallMachine {
             group.answered = true;
         }
         let ended_now = group.roster.ended();
+        let creator_calling = group.creator && self.state == CallState::Calling;
         self.notify_members(outcome.changes);
         self.settle_superseded_invitations(now);
         if joined_now {
             self.group_connected(StateReason::LocalAccepted, now);
         }
+        if creator_calling && self.group().is_some_and(|g| g.answered) {
+            // Someone is in (a late joiner, say) before any of this device's invitees answered.
+            self.group_connected(StateReason::RemoteAccepted, now);
+        }
+        let was_in = self.state == CallState::Connected && !own_in;
+        if join_lost || was_in {
+            // This device's record says it is not in the call (any more): another device of
+            // its member joined, or a newer invitation or outcome superseded its join.
+            self.on_own_record_lost(now);
+            return;
+        }
         let in_call = self.own_record_in_call();
         if in_call && changed {
             self.broadcast_roster(Some((&from, &from_device)), now);
+            // A device that was in the call and is not any more by this roster (its member's
+            // record moved to another device) must hear it, or it would stay in alone.
+            let dropped: Vec<(UserId, DeviceId)> = in_before
+                .into_iter()
+                .filter(|(u, d)| {
+                    (u, d) != (&me, &me_dev)
+                        && (u, d) != (&from, &from_device)
+                        && !self.members().is_some_and(|r| {
+                            r.get(u).is_some_and(|m| {
+                                m.state.is_in_call() && m.device.as_ref() == Some(d)
+                            })
+                        })
+                })
+                .collect();
+            for (u, d) in dropped {
+                self.send_roster(u, d, now);
+            }
         }
         if lacks || welcome {
             self.send_roster(from, from_device, now);
@@ -287,6 +333,27 @@ impl CallMachine {
         }
         let info = self.call_info();
         self.set_state(CallState::Connected, reason, None, info, None, None);
+    }
+
+    /// This device's record moved away from it (another device of its member is in the call
+    /// now, or a newer record superseded its join): it is out; it tells nobody, since its record
+    /// is not its own to write any more.
+    fn on_own_record_lost(&mut self, now: Instant) {
+        let me = self.cfg.user_id.clone();
+        let elsewhere = self
+            .group()
+            .and_then(|g| g.roster.get(&me))
+            .is_some_and(|m| m.state.is_in_call());
+        let id = self.current_id();
+        self.cancel_own_invitations(None, now);
+        let reason = if elsewhere {
+            self.event(CallEvent::AnsweredElsewhere, id, None);
+            StateReason::AnsweredElsewhere
+        } else {
+            self.event(CallEvent::RemoteCancelled, id, None);
+            StateReason::RemoteCancelled
+        };
+        self.finish_group(reason, None, now);
     }
 
     /// Someone ended the call for everyone: stop this device's invitations and end it here.
@@ -576,6 +643,17 @@ impl CallMachine {
 
     /// Ends the group call here, remembering its roster for late rosters and a later join.
     pub(super) fn finish_group(&mut self, reason: StateReason, text: Option<String>, now: Instant) {
+        // Whatever ends the call here, a device still in it by its record says it left (glare,
+        // a lost signal, ...), so nobody keeps it in.
+        let still_in = self.own_record_in_call() && !self.group().is_some_and(|g| g.roster.ended());
+        if still_in {
+            let me = self.cfg.user_id.clone();
+            let dev = self.cfg.device_id.clone();
+            let min = self.group().map_or(2, |g| g.min_own_seq);
+            if self.write_member(&me, MemberState::Left, Some(dev), text.clone(), None, min) {
+                self.broadcast_roster(None, now);
+            }
+        }
         let memo = self.call.as_mut().and_then(|c| {
             let room_id = c.room_id.clone();
             let call_type = c.call_type;
@@ -609,9 +687,10 @@ impl CallMachine {
         else {
             return;
         };
+        let mut changes = Vec::new();
         let reply = match env.body {
             Body::Members { members, ended } => {
-                memo.roster.merge(&members, ended);
+                changes = memo.roster.merge(&members, ended).changes;
                 memo.roster.lacks(&members, ended).then(|| Body::Members {
                     members: memo.roster.records().to_vec(),
                     ended: memo.roster.ended(),
@@ -628,6 +707,7 @@ impl CallMachine {
             }),
             _ => None,
         };
+        self.notify_members_of(env.call_id, changes);
         if let Some(body) = reply {
             self.send(
                 env.from,

@@ -909,6 +909,19 @@ impl CallMachine {
             return Ok(());
         };
         self.event(CallEvent::LocalRejected, Some(id), reason.clone());
+        // The inviter writes this very record (rejected at s + 2); writing it here too keeps this
+        // device's memory of the call current, which a later join relies on.
+        let me = self.cfg.user_id.clone();
+        if let Some(base) = self.group().map(|g| g.min_own_seq.saturating_sub(3)) {
+            self.write_member(
+                &me,
+                MemberState::Rejected,
+                None,
+                reason.clone(),
+                None,
+                base + 2,
+            );
+        }
         let lifetime = self.message_lifetime();
         for (to, dev) in self.inviters() {
             let body = Body::Reject {
