@@ -143,11 +143,15 @@ fn messages_for_an_unknown_call_are_ignored() {
     stray.call_id = CallId::new_v4();
     for body in [
         Body::Hangup { reason: None },
-        Body::Accept { group: false },
+        Body::Accept {
+            group: false,
+            seq: None,
+        },
         Body::Confirm { members: None },
         Body::Reject {
             reason: None,
             busy: false,
+            seq: None,
         },
         Body::Message { data: "x".into() },
         Body::Dtmf { digits: "1".into() },
@@ -193,7 +197,10 @@ fn the_right_call_id_from_the_wrong_user_is_ignored() {
     let mut fake_accept = sent_of(&w, b, call, "ringing");
     fake_accept.from = carol.clone();
     fake_accept.from_device = c1.clone();
-    fake_accept.body = Body::Accept { group: false };
+    fake_accept.body = Body::Accept {
+        group: false,
+        seq: None,
+    };
     injected.push(replay(&mut w, fake_accept));
     let mut fake_cancel = sent_of(&w, a, call, "invite");
     fake_cancel.from = carol.clone();
@@ -328,7 +335,10 @@ fn a_late_accept_after_a_timeout_is_answered_with_a_timeout_cancel() {
     let before = sent_without_acks(&w, a).len();
     // An accept of bob's for the timed-out call turns up (a server replaying it, say).
     let mut late = sent_of(&w, b, call, "ringing");
-    late.body = Body::Accept { group: false };
+    late.body = Body::Accept {
+        group: false,
+        seq: None,
+    };
     injected.push(replay(&mut w, late));
     assert!(w.run_until_quiet(Duration::from_secs(120)));
 

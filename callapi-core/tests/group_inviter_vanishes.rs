@@ -128,11 +128,20 @@ fn the_invitee_stops_ringing_at_the_invites_lifetime_and_others_record_it_missed
         );
     }
 
-    // bob is gone for good: the others keep his record as it was (nobody else writes it).
+    // bob is gone for good: once a roster to him goes unacknowledged for its whole lifetime
+    // (60 s), the others record him left as "unreachable"; the call goes on for them.
     run_to(&mut w, t0 + Duration::from_secs(90));
+    let gone = expect(&[
+        ("alice", In),
+        ("bob", Left),
+        ("carol", In),
+        ("dave", Missed),
+    ]);
     for x in [a, c] {
-        assert_eq!(roster(&w, x), missed, "device {x}");
-        assert_eq!(changes_of(&w, x, "bob").last().unwrap().1, In, "device {x}");
+        assert_eq!(roster(&w, x), gone, "device {x}");
+        let m = w.device(x).machine.members().unwrap();
+        let rec = m.get(&UserId::new("bob").unwrap()).unwrap();
+        assert_eq!(rec.reason.as_deref(), Some("unreachable"), "device {x}");
         assert_eq!(w.device(x).machine.state(), Connected, "device {x}");
     }
     // dave's device is done: nothing more happened on it.

@@ -225,7 +225,8 @@ fn optional_kind_fields_take_their_defaults() {
         env.body,
         Body::Reject {
             reason: None,
-            busy: false
+            busy: false,
+            seq: None
         }
     );
     let env = decode_obj(with(json!({"kind": "cancel"}))).unwrap();
@@ -568,8 +569,14 @@ fn a_roster_record_needs_user_state_and_seq_of_the_right_types() {
 fn one_to_one_answers_carry_no_group_member() {
     // `group: false` is the default and is not written, so 1:1 envelopes stay as they were.
     for body in [
-        Body::Ringing { group: false },
-        Body::Accept { group: false },
+        Body::Ringing {
+            group: false,
+            seq: None,
+        },
+        Body::Accept {
+            group: false,
+            seq: None,
+        },
         Body::Confirm { members: None },
     ] {
         let text = String::from_utf8(encode(&envelope(body)).unwrap()).unwrap();

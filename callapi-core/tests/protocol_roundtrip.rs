@@ -143,12 +143,18 @@ fn body() -> impl Strategy<Value = Body> {
                 extension,
                 members,
             }),
-        any::<bool>().prop_map(|group| Body::Ringing { group }),
-        any::<bool>().prop_map(|group| Body::Accept { group }),
+        (any::<bool>(), prop::option::of(0u64..1 << 53))
+            .prop_map(|(group, seq)| Body::Ringing { group, seq }),
+        (any::<bool>(), prop::option::of(0u64..1 << 53))
+            .prop_map(|(group, seq)| Body::Accept { group, seq }),
         prop::option::of(roster()).prop_map(|members| Body::Confirm { members }),
         (roster(), any::<bool>()).prop_map(|(members, ended)| Body::Members { members, ended }),
-        (any::<Option<String>>(), any::<bool>())
-            .prop_map(|(reason, busy)| Body::Reject { reason, busy }),
+        (
+            any::<Option<String>>(),
+            any::<bool>(),
+            prop::option::of(0u64..1 << 53)
+        )
+            .prop_map(|(reason, busy, seq)| Body::Reject { reason, busy, seq }),
         (any::<Option<String>>(), any::<bool>(), elsewhere()).prop_map(
             |(reason, timeout, elsewhere)| Body::Cancel {
                 reason,
@@ -287,7 +293,7 @@ proptest! {
     }
 
     #[test]
-    fn nesting_limit_is_enforced_on_encode(depth in 0usize..200, env in envelope_with(Just(Body::Ringing { group: false }))) {
+    fn nesting_limit_is_enforced_on_encode(depth in 0usize..200, env in envelope_with(Just(Body::Ringing { group: false, seq: None }))) {
         let mut payload = Value::Null;
         for _ in 0..depth {
             payload = Value::Array(vec![payload]);

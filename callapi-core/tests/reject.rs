@@ -80,7 +80,8 @@ fn callee_rejects_with_a_reason_and_both_sides_end_with_it() {
         rejects[0].body,
         Body::Reject {
             reason: Some("in a meeting".into()),
-            busy: false
+            busy: false,
+            seq: None
         }
     );
     assert_eq!(sent_kinds(&w, b), vec!["ringing", "reject"]);

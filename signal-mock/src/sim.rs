@@ -107,7 +107,7 @@ struct SimDevice {
 ///     to_device: None,
 ///     call_id: CallId::new_v4(),
 ///     lifetime_ms: 15_000,
-///     body: Body::Ringing { group: false },
+///     body: Body::Ringing { group: false, seq: None },
 /// };
 /// net.send(env.clone(), start);
 /// let due = net.next_delivery_at().unwrap();

@@ -232,7 +232,10 @@ mod tests {
             to_device: to_device.map(|d| DeviceId::new(d).unwrap()),
             call_id: CallId::new_v4(),
             lifetime_ms: 1000,
-            body: Body::Ringing { group: false },
+            body: Body::Ringing {
+                group: false,
+                seq: None,
+            },
         }
     }
 

@@ -180,7 +180,10 @@ async fn access_link_tokens_only_reach_calls_in_their_room() {
         ("host", "h1"),
         "guest",
         good.call_id,
-        Body::Ringing { group: false },
+        Body::Ringing {
+            group: false,
+            seq: None,
+        },
     );
     host.send_env(&ringing).await;
     assert_eq!(guest.json().await["kind"], "ringing");

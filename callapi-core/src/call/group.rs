@@ -21,6 +21,10 @@ use super::state::{CallEvent, CallState, Notification, StateReason};
 /// `timeout` (the inviter's own timer normally writes first; the slack covers clock skew).
 pub(super) const EXPIRY_SLACK: Duration = Duration::from_secs(2);
 
+/// The reason of a `left` record written for a device that acknowledged no roster within its
+/// lifetime.
+pub(super) const UNREACHABLE: &str = "unreachable";
+
 /// Default cap on the users invited at once or in total by one device (`CallConfig`).
 pub const DEFAULT_MAX_INVITEES: usize = 9;
 
@@ -62,10 +66,12 @@ pub(crate) struct Group {
     pub roster: Roster,
     /// The members this device invited.
     pub invitations: Vec<GroupInvitation>,
-    /// Inviters other than the first (two members invited this user at once): they are sent
-    /// `ringing` and the answer, but the call is with the first.
-    pub other_inviters: Vec<(UserId, DeviceId)>,
-    /// The smallest seq this device's own writes of its record use (`s + 3`).
+    /// Inviters other than the first (two members invited this user at once), each with the
+    /// seq of this user's record in its invite: they are sent `ringing` and the answer, but the
+    /// call is with the first.
+    pub other_inviters: Vec<(UserId, DeviceId, u64)>,
+    /// The smallest seq this device's own writes of its record use (`s + 3`, where `s` is the
+    /// seq of its record in the invite it rings for).
     pub min_own_seq: u64,
     /// This device created the call.
     pub creator: bool,
@@ -218,6 +224,39 @@ impl CallMachine {
         let id = call.id;
         let lifetime = self.message_lifetime();
         self.send(user, Some(device), id, body, lifetime, now);
+    }
+
+    /// A roster to a device that the roster has in the call was not acknowledged within its
+    /// lifetime: that device is gone (it ended without anyone to tell, or its link is down for
+    /// longer than a message lives). It is recorded `left` ("unreachable"), so that the call
+    /// does not wait for it; it is sent that roster too, for the day it comes back
+    /// (docs/PROTOCOL.md §10.4).
+    pub(super) fn on_roster_undelivered(&mut self, env: &Envelope, now: Instant) {
+        let (Body::Members { .. }, Some(device)) = (&env.body, env.to_device.as_ref()) else {
+            return;
+        };
+        if self.current_id() != Some(env.call_id) || !self.own_record_in_call() {
+            return;
+        }
+        let Some(seq) = self.members().and_then(|r| r.get(&env.to)).and_then(|m| {
+            (m.state.is_in_call() && m.device.as_ref() == Some(device)).then_some(m.seq)
+        }) else {
+            return;
+        };
+        tracing::info!(call_id = %env.call_id, user = %env.to, device = %device, "member unreachable: recording it left");
+        let why = Some(UNREACHABLE.to_owned());
+        if self.write_member(
+            &env.to,
+            MemberState::Left,
+            Some(device.clone()),
+            why,
+            None,
+            seq + 1,
+        ) {
+            self.broadcast_roster(None, now);
+            self.send_roster(env.to.clone(), device.clone(), now);
+        }
+        self.check_group_end(now);
     }
 
     /// A roster arrived from a device of the call (`docs/PROTOCOL.md` §10.4).
@@ -409,7 +448,12 @@ impl CallMachine {
         let slack = u64::try_from(EXPIRY_SLACK.as_millis()).unwrap_or(u64::MAX);
         let me = self.cfg.user_id.clone();
         let Some(group) = self.group() else { return };
-        let mine: Vec<&UserId> = group.invitations.iter().map(|i| &i.inv.user).collect();
+        let mine: Vec<&UserId> = group
+            .invitations
+            .iter()
+            .filter(|i| i.is_pending())
+            .map(|i| &i.inv.user)
+            .collect();
         let stale: Vec<(UserId, u64)> = group
             .roster
             .pending()
@@ -627,9 +671,11 @@ impl CallMachine {
             // Accepted, never confirmed: whether the inviter took this accept is its record to
             // write; tell it this device gave up (docs/PROTOCOL.md §10.3).
             let lifetime = self.message_lifetime();
+            let seq = self.group().map(|g| g.min_own_seq.saturating_sub(3));
             let body = Body::Reject {
                 reason: Some("timeout".into()),
                 busy: false,
+                seq,
             };
             self.send(to, Some(dev), id, body, lifetime, now);
         }

@@ -384,6 +384,16 @@ impl CallMachine {
         self.check_group_end(now);
     }
 
+    /// Whether an invitee's `ringing`, `accept` or `reject` answers an invitation of `user` that
+    /// came before this device's current one (its `seq` is below the current `inviting`).
+    fn answers_earlier_invitation(&self, user: &UserId, seq: Option<u64>) -> bool {
+        let base = self
+            .group()
+            .and_then(|g| g.invitations.iter().find(|i| &i.inv.user == user))
+            .map(|i| i.base_seq);
+        matches!((seq, base), (Some(s), Some(b)) if s < b)
+    }
+
     /// A busy grace ran out: unless another device of the member rings, it is busy.
     fn on_group_busy_grace_over(&mut self, user: &UserId) {
         let Some(gi) = self.group_mut().and_then(|g| g.invitation_mut(user)) else {
@@ -409,19 +419,23 @@ impl CallMachine {
         let from_other_inviter = self.group().is_some_and(|g| {
             g.other_inviters
                 .iter()
-                .any(|(u, d)| u == &env.from && d == &env.from_device)
+                .any(|(u, d, _)| u == &env.from && d == &env.from_device)
         });
         match env.body {
             Body::Members { members, ended } => {
                 self.on_members(env.from, env.from_device, members, ended, now)
             }
-            Body::Ringing { group } if from_invitee => {
+            // A reply to an earlier invitation of the member (it declined that one, say, and
+            // this one crossed its reply) is not about this invitation.
+            Body::Ringing { seq, .. } | Body::Accept { seq, .. } | Body::Reject { seq, .. }
+                if from_invitee && self.answers_earlier_invitation(&env.from, seq) => {}
+            Body::Ringing { group, .. } if from_invitee => {
                 self.on_invitee_ringing(&env.from, env.from_device, group, now)
             }
-            Body::Accept { group } if from_invitee => {
+            Body::Accept { group, .. } if from_invitee => {
                 self.on_invitee_accept(&env.from, env.from_device, group, now)
             }
-            Body::Reject { reason, busy } if from_invitee => {
+            Body::Reject { reason, busy, .. } if from_invitee => {
                 self.on_invitee_reject(&env.from, env.from_device, reason, busy, now)
             }
             Body::Confirm { members } if from_inviter => {
@@ -582,14 +596,23 @@ impl CallMachine {
         if first {
             let id = self.current_id();
             self.event(CallEvent::RemoteUserRecvCall, id, Some(user.to_string()));
-            if self.write_member(
-                user,
-                MemberState::Ringing,
-                None,
-                None,
-                Some(until),
-                base + 1,
-            ) {
+            // A concurrent inviter may have recorded the ring already: its record stands (a
+            // rewrite would only move the record past both invitations' `inviting`, and then
+            // neither would own it).
+            let already = self
+                .members()
+                .and_then(|r| r.get(user))
+                .is_some_and(|m| m.state == MemberState::Ringing && m.seq > base);
+            if !already
+                && self.write_member(
+                    user,
+                    MemberState::Ringing,
+                    None,
+                    None,
+                    Some(until),
+                    base + 1,
+                )
+            {
                 self.broadcast_roster(None, now);
             }
         }
@@ -718,17 +741,21 @@ impl CallMachine {
             let known = group
                 .other_inviters
                 .iter()
-                .any(|(u, d)| u == &from && d == &from_device);
+                .any(|(u, d, _)| u == &from && d == &from_device);
+            let seq = members.iter().find(|m| m.user == me).map_or(1, |m| m.seq);
             if ringing && !known {
                 group
                     .other_inviters
-                    .push((from.clone(), from_device.clone()));
+                    .push((from.clone(), from_device.clone(), seq));
             }
             self.notify_members(outcome.changes);
             self.settle_superseded_invitations(now);
             if ringing && !known {
                 let lifetime = remaining.max(Duration::from_millis(1));
-                let body = Body::Ringing { group: true };
+                let body = Body::Ringing {
+                    group: true,
+                    seq: Some(seq),
+                };
                 self.send(
                     from.clone(),
                     Some(from_device.clone()),
@@ -761,9 +788,11 @@ impl CallMachine {
             tracing::info!(call_id = %call_id, from = %from, "busy: declining group invite");
             self.event(CallEvent::BusyAutoRejected, Some(call_id), None);
             let lifetime = self.message_lifetime();
+            let seq = members.iter().find(|m| m.user == me).map(|m| m.seq);
             let body = Body::Reject {
                 reason: Some("busy".into()),
                 busy: true,
+                seq,
             };
             self.send(
                 from.clone(),
@@ -818,20 +847,28 @@ impl CallMachine {
             from.clone(),
             Some(from_device.clone()),
             call_id,
-            Body::Ringing { group: true },
+            Body::Ringing {
+                group: true,
+                seq: Some(base),
+            },
             lifetime,
             now,
         );
     }
 
     /// Every device this device's answer goes to: its inviter and any other inviter.
-    fn inviters(&self) -> Vec<(UserId, DeviceId)> {
+    /// Each with the seq of this user's record in that inviter's invite.
+    fn inviters(&self) -> Vec<(UserId, DeviceId, u64)> {
         let Some(call) = &self.call else {
             return Vec::new();
         };
         let mut out = Vec::new();
+        let base = call
+            .group
+            .as_deref()
+            .map_or(1, |g| g.min_own_seq.saturating_sub(3));
         if let Members::InvitedBy(i) = &call.members {
-            out.push((i.user.clone(), i.device.clone()));
+            out.push((i.user.clone(), i.device.clone(), base));
         }
         if let Some(g) = call.group.as_deref() {
             out.extend(g.other_inviters.iter().cloned());
@@ -863,6 +900,10 @@ impl CallMachine {
         }
         let deadline = inviter.confirm_deadline(now, self.cfg.confirm_grace);
         let (to, dev) = (inviter.user.clone(), inviter.device.clone());
+        let seq = call
+            .group
+            .as_deref()
+            .map_or(1, |g| g.min_own_seq.saturating_sub(3));
         call.accepted = true;
         call.deadline = Some(deadline);
         let id = call.id;
@@ -881,7 +922,10 @@ impl CallMachine {
             to,
             Some(dev),
             id,
-            Body::Accept { group: true },
+            Body::Accept {
+                group: true,
+                seq: Some(seq),
+            },
             lifetime,
             now,
         );
@@ -923,10 +967,11 @@ impl CallMachine {
             );
         }
         let lifetime = self.message_lifetime();
-        for (to, dev) in self.inviters() {
+        for (to, dev, seq) in self.inviters() {
             let body = Body::Reject {
                 reason: reason.clone(),
                 busy: false,
+                seq: Some(seq),
             };
             self.send(to, Some(dev), id, body, lifetime, now);
         }

@@ -226,7 +226,7 @@ impl CallMachine {
                 }
                 self.caller_accepted(&user, dev, now);
             }
-            Body::Reject { reason, busy } => {
+            Body::Reject { reason, busy, .. } => {
                 if answered.is_some() || state != CallState::Calling {
                     return;
                 }

@@ -63,6 +63,7 @@ impl CallMachine {
                 Body::Reject {
                     reason: Some("busy".into()),
                     busy: true,
+                    seq: None,
                 },
                 lifetime,
                 now,
@@ -106,7 +107,14 @@ impl CallMachine {
         let info = self.call_info();
         self.set_state(CallState::Calling, reason, None, info, None, None);
         let lifetime = remaining.max(Duration::from_millis(1));
-        self.send_to_peer(Body::Ringing { group: false }, lifetime, now);
+        self.send_to_peer(
+            Body::Ringing {
+                group: false,
+                seq: None,
+            },
+            lifetime,
+            now,
+        );
         if join_early {
             self.join_media();
         }
@@ -204,7 +212,14 @@ impl CallMachine {
             None,
             None,
         );
-        self.send_to_peer(Body::Accept { group: false }, lifetime, now);
+        self.send_to_peer(
+            Body::Accept {
+                group: false,
+                seq: None,
+            },
+            lifetime,
+            now,
+        );
         self.join_media();
         self.check_connected(now);
         Ok(())
@@ -233,6 +248,7 @@ impl CallMachine {
             Body::Reject {
                 reason: reason.clone(),
                 busy: false,
+                seq: None,
             },
             lifetime,
             now,

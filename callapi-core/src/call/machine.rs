@@ -494,6 +494,7 @@ impl CallMachine {
                 Body::Reject {
                     reason: text.clone(),
                     busy: false,
+                    seq: None,
                 },
                 lifetime,
                 now,
@@ -587,7 +588,7 @@ impl CallMachine {
         }
     }
 
-    fn on_undelivered(&mut self, env: Envelope, _now: Instant) {
+    fn on_undelivered(&mut self, env: Envelope, now: Instant) {
         tracing::warn!(id = %env.id, kind = env.body.kind(), to = %env.to, "message not acknowledged within its lifetime");
         let is_current = self.current_id() == Some(env.call_id);
         // The invite's and the ringing's expiry are handled by the call deadline (same instant).
@@ -610,5 +611,8 @@ impl CallMachine {
             Some(env.call_id),
             Some(env.body.kind().to_owned()),
         );
+        if is_current && self.is_group_call() {
+            self.on_roster_undelivered(&env, now);
+        }
     }
 }

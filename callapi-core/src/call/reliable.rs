@@ -199,7 +199,10 @@ mod tests {
             to_device: None,
             call_id: CallId::from_random_bytes([9; 16]),
             lifetime_ms: 15_000,
-            body: Body::Ringing { group: false },
+            body: Body::Ringing {
+                group: false,
+                seq: None,
+            },
         }
     }
 

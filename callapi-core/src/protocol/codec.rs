@@ -143,6 +143,8 @@ struct Wire {
     ended: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     group: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    seq: Option<u64>,
     /// Whether the input has a `type` member (any value, `null` included): reserved, refused.
     #[serde(
         default,
@@ -248,15 +250,19 @@ fn to_wire(env: &Envelope) -> Wire {
             w.members = members.clone();
         }
         // `group` only when set, so a 1:1 call's envelopes are byte for byte what they were.
-        Body::Ringing { group } | Body::Accept { group } => w.group = group.then_some(true),
+        Body::Ringing { group, seq } | Body::Accept { group, seq } => {
+            w.group = group.then_some(true);
+            w.seq = *seq;
+        }
         Body::Confirm { members } => w.members = members.clone(),
         Body::Members { members, ended } => {
             w.members = Some(members.clone());
             w.ended = ended.then_some(true);
         }
-        Body::Reject { reason, busy } => {
+        Body::Reject { reason, busy, seq } => {
             w.reason = reason.clone();
             w.busy = Some(*busy);
+            w.seq = *seq;
         }
         Body::Cancel {
             reason,
@@ -392,9 +398,11 @@ fn from_wire(w: Wire) -> Result<Envelope, DecodeError> {
         },
         "ringing" => Body::Ringing {
             group: w.group.unwrap_or(false),
+            seq: w.seq,
         },
         "accept" => Body::Accept {
             group: w.group.unwrap_or(false),
+            seq: w.seq,
         },
         "confirm" => Body::Confirm {
             members: w.members.map(roster).transpose()?,
@@ -402,6 +410,7 @@ fn from_wire(w: Wire) -> Result<Envelope, DecodeError> {
         "reject" => Body::Reject {
             reason: w.reason,
             busy: w.busy.unwrap_or(false),
+            seq: w.seq,
         },
         "cancel" => Body::Cancel {
             reason: w.reason,

@@ -82,11 +82,19 @@ pub enum Body {
     Ringing {
         /// The device answers a group invite and speaks group calls.
         group: bool,
+        /// In a group call: the `seq` of the answering member's record in the invite it answers,
+        /// so that the inviter tells a reply to an earlier invitation of the same member from one
+        /// to its current invitation; `None` in 1:1 (and from a peer that does not send it).
+        seq: Option<u64>,
     },
     /// `accept`: a callee device answered.
     Accept {
         /// The device answers a group invite and speaks group calls.
         group: bool,
+        /// In a group call: the `seq` of the answering member's record in the invite it answers,
+        /// so that the inviter tells a reply to an earlier invitation of the same member from one
+        /// to its current invitation; `None` in 1:1 (and from a peer that does not send it).
+        seq: Option<u64>,
     },
     /// `confirm`: the caller took this device's `accept`; the call is up for both.
     Confirm {
@@ -99,6 +107,10 @@ pub enum Body {
         reason: Option<String>,
         /// The device declined because it was in another call.
         busy: bool,
+        /// In a group call: the `seq` of the answering member's record in the invite it answers,
+        /// so that the inviter tells a reply to an earlier invitation of the same member from one
+        /// to its current invitation; `None` in 1:1 (and from a peer that does not send it).
+        seq: Option<u64>,
     },
     /// `cancel`: the caller withdraws the invitation.
     Cancel {
