@@ -1,0 +1,103 @@
+//! A reply to an earlier invitation is not a reply to the current one (`docs/PROTOCOL.md`
+//! §10.2, `seq` on `ringing`, `accept` and `reject`): carol declines while her link is down,
+//! alice withdraws that invitation and invites her again; when carol's link comes back her old
+//! `reject` arrives after the new invite went out. alice ignores it (its `seq` is that of the
+//! first invitation), carol rings for the new invitation, accepts, and is in the call.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod group;
+
+use std::time::Duration;
+
+use callapi_core::call::{Command, StateReason as R};
+use callapi_core::protocol::{Body, CallType, UserId};
+use group::*;
+
+#[test]
+fn a_late_reject_of_an_earlier_invitation_leaves_the_new_one_alone() {
+    let (mut w, d) = world(&[("alice", "a1"), ("bob", "b1"), ("carol", "c1")]);
+    let [a, b, c] = [d[0], d[1], d[2]];
+    w.call_group(a, &["bob", "carol"], CallType::Audio).unwrap();
+    w.run_for(Duration::from_secs(1));
+    w.command(b, Command::Accept).unwrap();
+    w.run_for(Duration::from_secs(1));
+    assert_eq!(w.device(c).machine.state(), Calling);
+
+    // carol's link drops; she declines (her reject waits for the link); alice withdraws that
+    // invitation and invites her again (both wait for carol at the server).
+    w.set_online(c, false);
+    w.command(
+        c,
+        Command::Reject {
+            reason: Some("busy now".into()),
+        },
+    )
+    .unwrap();
+    w.run_for(Duration::from_secs(1));
+    let carol = UserId::new("carol").unwrap();
+    w.command(
+        a,
+        Command::CancelInvites {
+            users: vec![carol.clone()],
+        },
+    )
+    .unwrap();
+    w.run_for(Duration::from_secs(1));
+    w.invite(a, &["carol"]).unwrap();
+    w.run_for(Duration::from_secs(1));
+    let current = w
+        .device(a)
+        .machine
+        .members()
+        .unwrap()
+        .get(&carol)
+        .unwrap()
+        .seq;
+
+    // carol is back: her old reject reaches alice after the new invite went out.
+    w.set_online(c, true);
+    w.run_for(Duration::from_secs(3));
+    let rejects: Vec<_> = w
+        .device(c)
+        .sent
+        .iter()
+        .filter(|e| matches!(e.body, Body::Reject { .. }))
+        .collect();
+    assert!(!rejects.is_empty());
+    assert!(
+        rejects.iter().all(|e| e.id == rejects[0].id),
+        "carol declined once (what is sent again is that reject)"
+    );
+    let Body::Reject {
+        seq: Some(old_seq), ..
+    } = rejects[0].body
+    else {
+        panic!(
+            "a group reject carries the seq of its invite: {:?}",
+            rejects[0].body
+        );
+    };
+    assert!(old_seq < current, "the new invitation is above the old one");
+    assert_eq!(
+        w.device(c).machine.state(),
+        Calling,
+        "carol rings again: {:?}",
+        states(&w, c)
+    );
+    assert_eq!(
+        roster(&w, a),
+        expect(&[("alice", In), ("bob", In), ("carol", MRinging)]),
+        "the old reject did not end the new invitation"
+    );
+    w.command(c, Command::Accept).unwrap();
+    w.run_for(Duration::from_secs(2));
+    let all_in = expect(&[("alice", In), ("bob", In), ("carol", In)]);
+    for x in [a, b, c] {
+        assert_eq!(roster(&w, x), all_in, "device {x}");
+        assert_eq!(w.device(x).machine.state(), Connected, "device {x}");
+    }
+    assert_eq!(
+        states(&w, c).last().copied(),
+        Some((Connected, R::LocalAccepted))
+    );
+}
