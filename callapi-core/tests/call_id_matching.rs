@@ -83,6 +83,7 @@ fn stale_messages_of_an_earlier_call_leave_the_current_call_alone() {
         reason: None,
         timeout: false,
         elsewhere: None,
+        seq: None,
     };
     let a_states_1 = states(&w, a).len();
     let b_states_1 = states(&w, b).len();
@@ -209,6 +210,7 @@ fn the_right_call_id_from_the_wrong_user_is_ignored() {
         reason: None,
         timeout: false,
         elsewhere: None,
+        seq: None,
     };
     injected.push(replay(&mut w, fake_cancel.clone()));
     w.run_for(Duration::from_secs(1));
@@ -351,7 +353,8 @@ fn a_late_accept_after_a_timeout_is_answered_with_a_timeout_cancel() {
         Body::Cancel {
             reason: None,
             timeout: true,
-            elsewhere: None
+            elsewhere: None,
+            seq: None
         }
     );
     // Nobody's state moved.
@@ -411,6 +414,7 @@ fn a_cancel_from_the_wrong_user_does_not_keep_the_real_invite_from_ringing() {
         reason: None,
         timeout: false,
         elsewhere: None,
+        seq: None,
     };
     let injected = vec![replay(&mut w, fake_cancel)];
     w.run_for(Duration::from_secs(2));

@@ -77,7 +77,8 @@ fn nobody_answers_and_the_caller_times_out_at_exactly_15_s() {
         Body::Cancel {
             reason: None,
             timeout: true,
-            elsewhere: None
+            elsewhere: None,
+            seq: None
         }
     );
     assert_eq!(invite_lifetime_ms(&w, a), 15_000);

@@ -85,7 +85,8 @@ fn caller_cancels_while_ringing_and_the_callee_stops() {
         Body::Cancel {
             reason: Some("wrong number".into()),
             timeout: false,
-            elsewhere: None
+            elsewhere: None,
+            seq: None
         }
     );
     assert_eq!(sent_kinds(&w, a), vec!["invite", "cancel"]);

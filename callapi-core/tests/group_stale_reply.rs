@@ -101,3 +101,87 @@ fn a_late_reject_of_an_earlier_invitation_leaves_the_new_one_alone() {
         Some((Connected, R::LocalAccepted))
     );
 }
+
+/// The same from the other side (`seq` on `cancel`): cut off from carol, alice withdraws her
+/// invitation and invites her again; when the link comes back both the old `cancel` and the new
+/// invite reach carol, the new invite first. The old cancel does not stop the new ring.
+#[test]
+fn a_late_cancel_of_an_earlier_invitation_does_not_stop_the_new_ring() {
+    let plan = callapi_signal_mock::FaultPlan {
+        partitions: vec![callapi_signal_mock::Partition {
+            a: UserId::new("alice").unwrap(),
+            b: UserId::new("carol").unwrap(),
+            from: Duration::from_secs(2),
+            until: Duration::from_secs(8),
+        }],
+        ..clean_plan()
+    };
+    let mut w = callapi_signal_mock::world::SimWorld::new(7, plan);
+    let [a, b, c] = [("alice", "a1"), ("bob", "b1"), ("carol", "c1")].map(|(u, d)| {
+        let i = w.add_device(u, d, None);
+        w.prepare_default(i).unwrap();
+        i
+    });
+    w.call_group(a, &["bob", "carol"], CallType::Audio).unwrap();
+    w.run_for(Duration::from_secs(1));
+    w.command(b, Command::Accept).unwrap();
+    w.run_for(Duration::from_millis(1500));
+    assert_eq!(w.device(c).machine.state(), Calling);
+
+    // Cut off: carol declines, alice withdraws the invitation and invites again.
+    w.command(
+        c,
+        Command::Reject {
+            reason: Some("busy now".into()),
+        },
+    )
+    .unwrap();
+    w.run_for(Duration::from_secs(1));
+    let carol = UserId::new("carol").unwrap();
+    w.command(
+        a,
+        Command::CancelInvites {
+            users: vec![carol.clone()],
+        },
+    )
+    .unwrap();
+    w.run_for(Duration::from_secs(1));
+    w.invite(a, &["carol"]).unwrap();
+
+    // The link comes back at 8 s.
+    w.run_for(Duration::from_secs(7));
+    let got_cancel_after_invite = {
+        let sent = &w.device(a).sent;
+        let cancel = sent
+            .iter()
+            .find(|e| e.to == carol && matches!(e.body, Body::Cancel { .. }));
+        let Some(Body::Cancel { seq: Some(s), .. }) = cancel.map(|e| &e.body) else {
+            panic!("a group cancel carries the seq of its invitation: {cancel:?}");
+        };
+        *s < w
+            .device(a)
+            .machine
+            .members()
+            .unwrap()
+            .get(&carol)
+            .unwrap()
+            .seq
+    };
+    assert!(
+        got_cancel_after_invite,
+        "the cancel is of the earlier invitation"
+    );
+    assert_eq!(
+        w.device(c).machine.state(),
+        Calling,
+        "carol rings for the new invitation: {:?}",
+        states(&w, c)
+    );
+    w.command(c, Command::Accept).unwrap();
+    w.run_for(Duration::from_secs(2));
+    let all_in = expect(&[("alice", In), ("bob", In), ("carol", In)]);
+    for x in [a, b, c] {
+        assert_eq!(roster(&w, x), all_in, "device {x}");
+        assert_eq!(w.device(x).machine.state(), Connected, "device {x}");
+    }
+}

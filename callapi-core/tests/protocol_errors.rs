@@ -235,7 +235,8 @@ fn optional_kind_fields_take_their_defaults() {
         Body::Cancel {
             reason: None,
             timeout: false,
-            elsewhere: None
+            elsewhere: None,
+            seq: None
         }
     );
     let env = decode_obj(with(json!({"kind": "hangup"}))).unwrap();

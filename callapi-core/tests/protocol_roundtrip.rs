@@ -155,13 +155,18 @@ fn body() -> impl Strategy<Value = Body> {
             prop::option::of(0u64..1 << 53)
         )
             .prop_map(|(reason, busy, seq)| Body::Reject { reason, busy, seq }),
-        (any::<Option<String>>(), any::<bool>(), elsewhere()).prop_map(
-            |(reason, timeout, elsewhere)| Body::Cancel {
+        (
+            any::<Option<String>>(),
+            any::<bool>(),
+            elsewhere(),
+            prop::option::of(0u64..1 << 53)
+        )
+            .prop_map(|(reason, timeout, elsewhere, seq)| Body::Cancel {
                 reason,
                 timeout,
                 elsewhere,
-            }
-        ),
+                seq,
+            }),
         any::<Option<String>>().prop_map(|reason| Body::Hangup { reason }),
         json_value().prop_map(|payload| Body::Media { payload }),
         any::<String>().prop_map(|data| Body::Message { data }),

@@ -107,16 +107,19 @@ impl CallMachine {
                         reason: None,
                         timeout: false,
                         elsewhere: Some(Elsewhere::Answered),
+                        seq: None,
                     },
                     (None, LateReply::Cancel { timeout, elsewhere }) => Body::Cancel {
                         reason: None,
                         timeout: *timeout,
                         elsewhere: *elsewhere,
+                        seq: None,
                     },
                     (None, LateReply::Hangup) => Body::Cancel {
                         reason: None,
                         timeout: false,
                         elsewhere: None,
+                        seq: None,
                     },
                 }
             }

@@ -746,10 +746,11 @@ impl CallMachine {
                 members: memo.roster.records().to_vec(),
                 ended: memo.roster.ended(),
             }),
-            Body::Ringing { .. } | Body::Accept { .. } => Some(Body::Cancel {
+            Body::Ringing { seq, .. } | Body::Accept { seq, .. } => Some(Body::Cancel {
                 reason: Some("left".into()),
                 timeout: false,
                 elsewhere: None,
+                seq,
             }),
             _ => None,
         };

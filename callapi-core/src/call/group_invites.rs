@@ -277,6 +277,7 @@ impl CallMachine {
             reason: reason.clone(),
             timeout,
             elsewhere: None,
+            seq: Some(base),
         };
         if ringing.is_empty() {
             self.send(user.clone(), None, id, body, lifetime, now);
@@ -330,6 +331,7 @@ impl CallMachine {
             };
             gi.outcome = Some(state);
             gi.inv.end_busy_grace();
+            let base = gi.base_seq;
             let ringing = gi.inv.devices.ringing_except(device.as_ref());
             for d in &ringing {
                 gi.inv.devices.set_status(d, DeviceStatus::Cancelled);
@@ -345,6 +347,7 @@ impl CallMachine {
                     reason: None,
                     timeout: false,
                     elsewhere,
+                    seq: Some(base),
                 };
                 self.send(user.clone(), Some(d), id, body, lifetime, now);
             }
@@ -460,9 +463,11 @@ impl CallMachine {
                 reason,
                 timeout,
                 elsewhere,
+                seq,
             } if matches!(self.state, CallState::Calling | CallState::Connecting)
                 && !self.own_record_in_call()
-                && (from_inviter || (from_other_inviter && elsewhere.is_some())) =>
+                && (from_inviter || (from_other_inviter && elsewhere.is_some()))
+                && !self.withdraws_earlier_invitation(&env.from, &env.from_device, seq) =>
             {
                 let (st, ev) = match (elsewhere, timeout) {
                     (Some(Elsewhere::Answered), _) => {
@@ -521,11 +526,17 @@ impl CallMachine {
         {
             gi.inv.devices.set_status(&device, DeviceStatus::Cancelled);
         }
+        let seq = call
+            .group
+            .as_deref()
+            .and_then(|g| g.invitations.iter().find(|i| &i.inv.user == user))
+            .map(|i| i.base_seq);
         let lifetime = self.message_lifetime();
         let body = Body::Cancel {
             reason,
             timeout: false,
             elsewhere,
+            seq,
         };
         self.send(user.clone(), Some(device), id, body, lifetime, now);
     }
@@ -544,6 +555,7 @@ impl CallMachine {
             Some(MemberState::Timeout) => (None, true),
             _ => (None, false),
         };
+        let seq = Some(gi.base_seq);
         let Some(call) = &self.call else { return };
         let id = call.id;
         let lifetime = self.message_lifetime();
@@ -551,6 +563,7 @@ impl CallMachine {
             reason: None,
             timeout,
             elsewhere,
+            seq,
         };
         self.send(user.clone(), Some(device), id, body, lifetime, now);
     }
@@ -854,6 +867,21 @@ impl CallMachine {
             lifetime,
             now,
         );
+    }
+
+    /// Whether a `cancel` from an inviter withdraws an invitation of this user that came before
+    /// the one this device rings for (its `seq` is below that invite's record of this user).
+    fn withdraws_earlier_invitation(
+        &self,
+        from: &UserId,
+        from_device: &DeviceId,
+        seq: Option<u64>,
+    ) -> bool {
+        let Some(s) = seq else { return false };
+        self.inviters()
+            .iter()
+            .find(|(u, d, _)| u == from && d == from_device)
+            .is_some_and(|(_, _, base)| s < *base)
     }
 
     /// Every device this device's answer goes to: its inviter and any other inviter.

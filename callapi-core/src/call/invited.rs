@@ -151,6 +151,7 @@ impl CallMachine {
             reason,
             timeout,
             elsewhere,
+            seq: None,
         };
         for (user, targets) in stops {
             if targets.is_empty() {
@@ -314,6 +315,7 @@ impl CallMachine {
                 reason: None,
                 timeout: false,
                 elsewhere: Some(why),
+                seq: None,
             },
             lifetime,
             now,

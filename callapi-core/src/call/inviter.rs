@@ -291,6 +291,7 @@ impl CallMachine {
                 reason,
                 timeout,
                 elsewhere,
+                ..
             } => {
                 let (st, ev) = match (elsewhere, timeout) {
                     (Some(Elsewhere::Answered), _) => {

@@ -268,10 +268,12 @@ fn to_wire(env: &Envelope) -> Wire {
             reason,
             timeout,
             elsewhere,
+            seq,
         } => {
             w.reason = reason.clone();
             w.timeout = Some(*timeout);
             w.elsewhere = *elsewhere;
+            w.seq = *seq;
         }
         Body::Hangup { reason } => w.reason = reason.clone(),
         Body::Media { payload } => w.payload = Some(payload.clone()),
@@ -416,6 +418,7 @@ fn from_wire(w: Wire) -> Result<Envelope, DecodeError> {
             reason: w.reason,
             timeout: w.timeout.unwrap_or(false),
             elsewhere: w.elsewhere,
+            seq: w.seq,
         },
         "hangup" => Body::Hangup { reason: w.reason },
         "media" => Body::Media {

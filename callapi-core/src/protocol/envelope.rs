@@ -120,6 +120,10 @@ pub enum Body {
         timeout: bool,
         /// Another device of the callee answered or declined.
         elsewhere: Option<Elsewhere>,
+        /// In a group call: the `seq` of the member's `inviting` record of the invitation this
+        /// withdraws, so that a device ringing for a later invitation of the same call ignores
+        /// it; `None` in 1:1 (and from a peer that does not send it).
+        seq: Option<u64>,
     },
     /// `hangup`: a party leaves an accepted call.
     Hangup {
