@@ -28,8 +28,10 @@
 //! `CALLAPI_GROUP_CHAOS_SEED=S` replays one scenario and prints its timeline.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod seeded;
+
 use std::collections::{BTreeMap, HashMap};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use callapi_core::call::{CallState, Command, Notification, PrepareConfig, StateReason};
 use callapi_core::media::MediaRole;
@@ -967,33 +969,8 @@ fn ten_thousand_seeded_group_scenarios_keep_every_invariant() {
         assert!(r.is_ok(), "seed {seed}: {}", r.err().unwrap_or_default());
         return;
     }
-    let count: u64 = std::env::var("CALLAPI_GROUP_CHAOS_SCENARIOS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(10_000);
-    let threads = std::thread::available_parallelism().map_or(2, |n| n.get()) as u64;
-    let started = Instant::now();
-    let results: Vec<(u64, Result<Outcome, String>)> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..threads)
-            .map(|t| {
-                scope.spawn(move || {
-                    (0..count)
-                        .filter(|s| s % threads == t)
-                        .map(|seed| {
-                            let r = std::panic::catch_unwind(|| run_scenario(seed, false))
-                                .unwrap_or_else(|_| Err("panicked".into()));
-                            (seed, r)
-                        })
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().expect("worker thread"))
-            .collect()
-    });
-    let elapsed = started.elapsed();
+    let count = seeded::count_from_env("CALLAPI_GROUP_CHAOS_SCENARIOS", 10_000);
+    let (results, elapsed) = seeded::run_seeds(count, run_scenario);
     let mut failures: Vec<(u64, &String)> = results
         .iter()
         .filter_map(|(seed, r)| r.as_ref().err().map(|e| (*seed, e)))

@@ -11,21 +11,28 @@ use std::time::Duration;
 
 use callapi_core::call::{Command, StateReason as R};
 use callapi_core::protocol::{Body, CallType, UserId};
+use callapi_signal_mock::world::{DeviceIndex, SimWorld};
 use group::*;
 
-#[test]
-fn a_late_reject_of_an_earlier_invitation_leaves_the_new_one_alone() {
-    let (mut w, d) = world(&[("alice", "a1"), ("bob", "b1"), ("carol", "c1")]);
-    let [a, b, c] = [d[0], d[1], d[2]];
+/// alice calls bob and carol on `plan`; bob accepts; carol rings.
+fn carol_rings(plan: callapi_signal_mock::FaultPlan) -> (SimWorld, [DeviceIndex; 3]) {
+    let mut w = SimWorld::new(7, plan);
+    let [a, b, c] = [("alice", "a1"), ("bob", "b1"), ("carol", "c1")].map(|(u, d)| {
+        let i = w.add_device(u, d, None);
+        w.prepare_default(i).unwrap();
+        i
+    });
     w.call_group(a, &["bob", "carol"], CallType::Audio).unwrap();
     w.run_for(Duration::from_secs(1));
     w.command(b, Command::Accept).unwrap();
-    w.run_for(Duration::from_secs(1));
+    w.run_for(Duration::from_millis(1500));
     assert_eq!(w.device(c).machine.state(), Calling);
+    (w, [a, b, c])
+}
 
-    // carol's link drops; she declines (her reject waits for the link); alice withdraws that
-    // invitation and invites her again (both wait for carol at the server).
-    w.set_online(c, false);
+/// carol declines; a second later alice withdraws that invitation, and a second after that
+/// invites carol again.
+fn decline_withdraw_invite_again(w: &mut SimWorld, a: DeviceIndex, c: DeviceIndex) {
     w.command(
         c,
         Command::Reject {
@@ -34,16 +41,25 @@ fn a_late_reject_of_an_earlier_invitation_leaves_the_new_one_alone() {
     )
     .unwrap();
     w.run_for(Duration::from_secs(1));
-    let carol = UserId::new("carol").unwrap();
     w.command(
         a,
         Command::CancelInvites {
-            users: vec![carol.clone()],
+            users: vec![UserId::new("carol").unwrap()],
         },
     )
     .unwrap();
     w.run_for(Duration::from_secs(1));
     w.invite(a, &["carol"]).unwrap();
+}
+
+#[test]
+fn a_late_reject_of_an_earlier_invitation_leaves_the_new_one_alone() {
+    let (mut w, [a, b, c]) = carol_rings(clean_plan());
+    // carol's link drops; she declines (her reject waits for the link); alice withdraws that
+    // invitation and invites her again (both wait for carol at the server).
+    w.set_online(c, false);
+    decline_withdraw_invite_again(&mut w, a, c);
+    let carol = UserId::new("carol").unwrap();
     w.run_for(Duration::from_secs(1));
     let current = w
         .device(a)
@@ -116,37 +132,10 @@ fn a_late_cancel_of_an_earlier_invitation_does_not_stop_the_new_ring() {
         }],
         ..clean_plan()
     };
-    let mut w = callapi_signal_mock::world::SimWorld::new(7, plan);
-    let [a, b, c] = [("alice", "a1"), ("bob", "b1"), ("carol", "c1")].map(|(u, d)| {
-        let i = w.add_device(u, d, None);
-        w.prepare_default(i).unwrap();
-        i
-    });
-    w.call_group(a, &["bob", "carol"], CallType::Audio).unwrap();
-    w.run_for(Duration::from_secs(1));
-    w.command(b, Command::Accept).unwrap();
-    w.run_for(Duration::from_millis(1500));
-    assert_eq!(w.device(c).machine.state(), Calling);
-
+    let (mut w, [a, b, c]) = carol_rings(plan);
     // Cut off: carol declines, alice withdraws the invitation and invites again.
-    w.command(
-        c,
-        Command::Reject {
-            reason: Some("busy now".into()),
-        },
-    )
-    .unwrap();
-    w.run_for(Duration::from_secs(1));
+    decline_withdraw_invite_again(&mut w, a, c);
     let carol = UserId::new("carol").unwrap();
-    w.command(
-        a,
-        Command::CancelInvites {
-            users: vec![carol.clone()],
-        },
-    )
-    .unwrap();
-    w.run_for(Duration::from_secs(1));
-    w.invite(a, &["carol"]).unwrap();
 
     // The link comes back at 8 s.
     w.run_for(Duration::from_secs(7));
