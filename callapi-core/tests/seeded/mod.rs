@@ -12,12 +12,15 @@ pub fn count_from_env(var: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
+/// Each seed with its scenario's result.
+pub type SeedResults<O> = Vec<(u64, Result<O, String>)>;
+
 /// Runs `scenario` for seeds `0..count` on every core; each result with its seed (a panic is
 /// `Err("panicked")`), and the wall time.
 pub fn run_seeds<O: Send>(
     count: u64,
     scenario: fn(u64, bool) -> Result<O, String>,
-) -> (Vec<(u64, Result<O, String>)>, Duration) {
+) -> (SeedResults<O>, Duration) {
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get()) as u64;
     let started = Instant::now();
     let results = std::thread::scope(|scope| {
