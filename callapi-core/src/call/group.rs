@@ -82,6 +82,12 @@ pub(crate) struct Group {
 }
 
 impl Group {
+    /// The seq of this device's record in the invite it rings for (`s`; its own writes use
+    /// `s + 3` and up).
+    pub(crate) fn invited_seq(&self) -> u64 {
+        self.min_own_seq.saturating_sub(3)
+    }
+
     pub(crate) fn invitation_mut(&mut self, user: &UserId) -> Option<&mut GroupInvitation> {
         self.invitations.iter_mut().find(|i| &i.inv.user == user)
     }
@@ -671,7 +677,7 @@ impl CallMachine {
             // Accepted, never confirmed: whether the inviter took this accept is its record to
             // write; tell it this device gave up (docs/PROTOCOL.md §10.3).
             let lifetime = self.message_lifetime();
-            let seq = self.group().map(|g| g.min_own_seq.saturating_sub(3));
+            let seq = self.group().map(Group::invited_seq);
             let body = Body::Reject {
                 reason: Some("timeout".into()),
                 busy: false,

@@ -891,10 +891,7 @@ impl CallMachine {
             return Vec::new();
         };
         let mut out = Vec::new();
-        let base = call
-            .group
-            .as_deref()
-            .map_or(1, |g| g.min_own_seq.saturating_sub(3));
+        let base = call.group.as_deref().map_or(1, Group::invited_seq);
         if let Members::InvitedBy(i) = &call.members {
             out.push((i.user.clone(), i.device.clone(), base));
         }
@@ -928,10 +925,7 @@ impl CallMachine {
         }
         let deadline = inviter.confirm_deadline(now, self.cfg.confirm_grace);
         let (to, dev) = (inviter.user.clone(), inviter.device.clone());
-        let seq = call
-            .group
-            .as_deref()
-            .map_or(1, |g| g.min_own_seq.saturating_sub(3));
+        let seq = call.group.as_deref().map_or(1, Group::invited_seq);
         call.accepted = true;
         call.deadline = Some(deadline);
         let id = call.id;
@@ -984,7 +978,7 @@ impl CallMachine {
         // The inviter writes this very record (rejected at s + 2); writing it here too keeps this
         // device's memory of the call current, which a later join relies on.
         let me = self.cfg.user_id.clone();
-        if let Some(base) = self.group().map(|g| g.min_own_seq.saturating_sub(3)) {
+        if let Some(base) = self.group().map(Group::invited_seq) {
             self.write_member(
                 &me,
                 MemberState::Rejected,
