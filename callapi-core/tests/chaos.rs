@@ -18,13 +18,10 @@ mod seeded;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use callapi_core::call::{
-    CallState, Command, LinkCommand, Notification, PrepareConfig, StateReason,
-};
+use callapi_core::call::{CallState, Command, LinkCommand, Notification, StateReason};
 use callapi_core::media::MediaRole;
 use callapi_core::protocol::{CallId, CallType, DeviceId, UserId};
-use callapi_signal_mock::world::{SimMedia, SimWorld};
-use callapi_signal_mock::{FaultPlan, Partition};
+use callapi_signal_mock::world::SimWorld;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -47,24 +44,6 @@ struct Outcome {
     ghost_rings: Vec<Duration>,
     calls: usize,
     connected: usize,
-}
-
-fn plan(rng: &mut ChaCha8Rng, users: &[UserId]) -> FaultPlan {
-    let min = Duration::from_millis(rng.gen_range(0..50));
-    let max = min + Duration::from_millis(rng.gen_range(0..2000));
-    let mut plan = FaultPlan::default()
-        .with_drop_rate(rng.gen_range(0.0..0.3))
-        .with_duplicate_rate(rng.gen_range(0.0..0.1))
-        .with_reorder_rate(rng.gen_range(0.0..0.2))
-        .with_delay(min, max);
-    if rng.gen_bool(0.3) {
-        let a = users[0].clone();
-        let b = users[1].clone();
-        let from = Duration::from_millis(rng.gen_range(0..25_000));
-        let until = from + Duration::from_millis(rng.gen_range(500..5_000));
-        plan = plan.with_partition(Partition::new(a, b, from, until));
-    }
-    plan
 }
 
 /// One device's view of one call.
@@ -139,26 +118,11 @@ fn run_scenario(seed: u64, verbose: bool) -> Result<Outcome, String> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let n_users = rng.gen_range(2..=3);
     let names = ["alice", "bob", "carol"];
+    let mut w = seeded::world(seed, &mut rng, &names[..n_users]);
     let users: Vec<UserId> = names[..n_users]
         .iter()
         .map(|n| UserId::new(*n).unwrap())
         .collect();
-    let plan = plan(&mut rng, &users);
-    let media = if rng.gen_bool(0.5) {
-        Some(SimMedia::default())
-    } else {
-        None
-    };
-    let mut w = SimWorld::new(seed, plan);
-    for name in &names[..n_users] {
-        let devices = rng.gen_range(1..=2);
-        for d in 0..devices {
-            let i = w.add_device(name, &format!("{name}{d}"), media);
-            let mut prep = PrepareConfig::new(format!("{name}-room"));
-            prep.join_media_on_ringing = rng.gen_bool(0.5);
-            w.command(i, Command::Prepare(prep)).unwrap();
-        }
-    }
     let n_dev = w.devices.len();
 
     // Random, mostly plausible user actions during the action phase.

@@ -33,13 +33,12 @@ mod seeded;
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use callapi_core::call::{CallState, Command, Notification, PrepareConfig, StateReason};
+use callapi_core::call::{CallState, Command, Notification, StateReason};
 use callapi_core::media::MediaRole;
 use callapi_core::protocol::{
     Body, CallId, CallType, DeviceId, Envelope, Member, MemberState, MessageId, UserId,
 };
-use callapi_signal_mock::world::{SimMedia, SimWorld, SIM_UNIX_MS};
-use callapi_signal_mock::{FaultPlan, Partition};
+use callapi_signal_mock::world::{SimWorld, SIM_UNIX_MS};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -54,25 +53,6 @@ const SLACK: Duration = Duration::from_millis(5);
 const ALONE_TAIL: Duration = Duration::from_secs(60);
 const QUIET_LIMIT: Duration = Duration::from_secs(300);
 const NAMES: [&str; 6] = ["alice", "bob", "carol", "dave", "erin", "frank"];
-
-/// The fault plans of `chaos.rs` (copied: it is not shared).
-fn plan(rng: &mut ChaCha8Rng, users: &[UserId]) -> FaultPlan {
-    let min = Duration::from_millis(rng.gen_range(0..50));
-    let max = min + Duration::from_millis(rng.gen_range(0..2000));
-    let mut plan = FaultPlan::default()
-        .with_drop_rate(rng.gen_range(0.0..0.3))
-        .with_duplicate_rate(rng.gen_range(0.0..0.1))
-        .with_reorder_rate(rng.gen_range(0.0..0.2))
-        .with_delay(min, max);
-    if rng.gen_bool(0.3) {
-        let a = users[0].clone();
-        let b = users[1].clone();
-        let from = Duration::from_millis(rng.gen_range(0..25_000));
-        let until = from + Duration::from_millis(rng.gen_range(500..5_000));
-        plan = plan.with_partition(Partition::new(a, b, from, until));
-    }
-    plan
-}
 
 /// What a record says to the app: state, device, reason.
 type Shown = (MemberState, Option<DeviceId>, Option<String>);
@@ -389,26 +369,11 @@ fn check_last_rosters(
 fn run_scenario(seed: u64, verbose: bool) -> Result<Outcome, String> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let n_users = rng.gen_range(3..=6);
+    let mut w = seeded::world(seed, &mut rng, &NAMES[..n_users]);
     let users: Vec<UserId> = NAMES[..n_users]
         .iter()
         .map(|n| UserId::new(*n).unwrap())
         .collect();
-    let plan = plan(&mut rng, &users);
-    let media = if rng.gen_bool(0.5) {
-        Some(SimMedia::default())
-    } else {
-        None
-    };
-    let mut w = SimWorld::new(seed, plan);
-    for name in &NAMES[..n_users] {
-        let devices = rng.gen_range(1..=2);
-        for d in 0..devices {
-            let i = w.add_device(name, &format!("{name}{d}"), media);
-            let mut prep = PrepareConfig::new(format!("{name}-room"));
-            prep.join_media_on_ringing = rng.gen_bool(0.5);
-            w.command(i, Command::Prepare(prep)).unwrap();
-        }
-    }
     let n_dev = w.devices.len();
     // The group calls each device has been part of (what it may join again).
     let mut known: Vec<Vec<CallId>> = vec![Vec::new(); n_dev];

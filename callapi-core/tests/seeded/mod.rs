@@ -4,6 +4,13 @@
 
 use std::time::{Duration, Instant};
 
+use callapi_core::call::{Command, PrepareConfig};
+use callapi_core::protocol::UserId;
+use callapi_signal_mock::world::{SimMedia, SimWorld};
+use callapi_signal_mock::{FaultPlan, Partition};
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+
 /// The scenario count: `var` if set to a number, else `default`.
 pub fn count_from_env(var: &str, default: u64) -> u64 {
     std::env::var(var)
@@ -44,4 +51,47 @@ pub fn run_seeds<O: Send>(
             .collect()
     });
     (results, started.elapsed())
+}
+
+/// A random fault plan among `users`: drops up to 30 %, duplicates up to 10 %, reordering,
+/// delays up to 2 s, maybe a partition.
+pub fn plan(rng: &mut ChaCha8Rng, users: &[UserId]) -> FaultPlan {
+    let min = Duration::from_millis(rng.gen_range(0..50));
+    let max = min + Duration::from_millis(rng.gen_range(0..2000));
+    let mut plan = FaultPlan::default()
+        .with_drop_rate(rng.gen_range(0.0..0.3))
+        .with_duplicate_rate(rng.gen_range(0.0..0.1))
+        .with_reorder_rate(rng.gen_range(0.0..0.2))
+        .with_delay(min, max);
+    if rng.gen_bool(0.3) {
+        let a = users[0].clone();
+        let b = users[1].clone();
+        let from = Duration::from_millis(rng.gen_range(0..25_000));
+        let until = from + Duration::from_millis(rng.gen_range(500..5_000));
+        plan = plan.with_partition(Partition::new(a, b, from, until));
+    }
+    plan
+}
+
+/// The world of a scenario: `names` with 1–2 prepared devices each, media or none, on a random
+/// fault plan (`rng` is consumed in a fixed order, so a seed replays).
+pub fn world(seed: u64, rng: &mut ChaCha8Rng, names: &[&str]) -> SimWorld {
+    let users: Vec<UserId> = names.iter().map(|n| UserId::new(*n).unwrap()).collect();
+    let plan = plan(rng, &users);
+    let media = if rng.gen_bool(0.5) {
+        Some(SimMedia::default())
+    } else {
+        None
+    };
+    let mut w = SimWorld::new(seed, plan);
+    for name in names {
+        let devices = rng.gen_range(1..=2);
+        for d in 0..devices {
+            let i = w.add_device(name, &format!("{name}{d}"), media);
+            let mut prep = PrepareConfig::new(format!("{name}-room"));
+            prep.join_media_on_ringing = rng.gen_bool(0.5);
+            w.command(i, Command::Prepare(prep)).unwrap();
+        }
+    }
+    w
 }
