@@ -96,6 +96,18 @@ impl Group {
         self.invitations.iter().filter(|i| i.is_pending()).count()
     }
 
+    /// Pending records that no pending invitation of this device looks after (nor `me`'s own):
+    /// the ones this device expires by their `until_ms` as a last resort.
+    pub(crate) fn others_pending<'a>(&'a self, me: &'a UserId) -> impl Iterator<Item = &'a Member> {
+        self.roster.pending().filter(move |m| {
+            &m.user != me
+                && !self
+                    .invitations
+                    .iter()
+                    .any(|i| i.is_pending() && i.inv.user == m.user)
+        })
+    }
+
     /// The earliest timer of the group: an invitation's, or another device's expired
     /// invitation to record (`anchor` converts Unix ms to `Instant`).
     pub(crate) fn next_timeout(
@@ -108,11 +120,8 @@ impl Group {
             .iter()
             .filter_map(GroupInvitation::next_timeout)
             .min();
-        let mine: Vec<&UserId> = self.invitations.iter().map(|i| &i.inv.user).collect();
         let others = self
-            .roster
-            .pending()
-            .filter(|m| &m.user != me && !mine.contains(&&m.user))
+            .others_pending(me)
             .filter_map(|m| m.until_ms)
             .map(|until| to_instant(until) + EXPIRY_SLACK)
             .min();
@@ -454,16 +463,8 @@ impl CallMachine {
         let slack = u64::try_from(EXPIRY_SLACK.as_millis()).unwrap_or(u64::MAX);
         let me = self.cfg.user_id.clone();
         let Some(group) = self.group() else { return };
-        let mine: Vec<&UserId> = group
-            .invitations
-            .iter()
-            .filter(|i| i.is_pending())
-            .map(|i| &i.inv.user)
-            .collect();
         let stale: Vec<(UserId, u64)> = group
-            .roster
-            .pending()
-            .filter(|m| m.user != me && !mine.contains(&&m.user))
+            .others_pending(&me)
             .filter(|m| m.until_ms.is_some_and(|u| u.saturating_add(slack) <= wall))
             .map(|m| {
                 let outcome_seq = match m.state {
