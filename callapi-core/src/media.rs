@@ -4,7 +4,7 @@ use std::future::Future;
 
 use serde_json::Value;
 
-use crate::protocol::{CallId, CallType, UserId};
+use crate::protocol::{CallId, CallType, DeviceId, UserId};
 
 /// Which side of the call the local device is on (the caller offers).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -40,6 +40,35 @@ pub struct MediaPlan {
     pub subscribe_video: bool,
 }
 
+/// One other member's device in a group call's media (a full mesh: one connection per pair of
+/// devices in the call).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MediaPeer {
+    /// The member.
+    pub user: UserId,
+    /// Its device in the call.
+    pub device: DeviceId,
+}
+
+impl MediaPeer {
+    /// The peer `device` of `user`.
+    pub fn new(user: UserId, device: DeviceId) -> Self {
+        Self { user, device }
+    }
+
+    /// Whether `local` offers to `remote` in a mesh: the lower (user, device), compared by
+    /// their bytes, offers, so two members never offer to each other at once.
+    pub fn offers_to(local: &MediaPeer, remote: &MediaPeer) -> bool {
+        local < remote
+    }
+}
+
+impl std::fmt::Display for MediaPeer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.user, self.device)
+    }
+}
+
 /// Everything a media engine needs to join a call's media.
 #[derive(Debug, Clone, PartialEq)]
 pub struct JoinRequest {
@@ -57,6 +86,11 @@ pub struct JoinRequest {
     pub remote_user: UserId,
     /// What to publish and subscribe at first.
     pub plan: MediaPlan,
+    /// A group call: the engine connects to each other member's device as
+    /// [`MediaEngine::add_peer`] asks, not to `remote_user` (which names the member whose
+    /// invitation brought this device in, or for the call's creator its first invitee), and
+    /// reports per peer (`Peer*` events).
+    pub group: bool,
 }
 
 /// Network and quality figures of a call's media.
@@ -124,6 +158,48 @@ pub enum MediaEvent {
         /// What failed.
         message: String,
     },
+    /// Group calls: negotiation data to forward to one peer in a `media` envelope.
+    PeerSignal {
+        /// The call.
+        call_id: CallId,
+        /// The peer it is for.
+        peer: MediaPeer,
+        /// Opaque payload (SDP, ICE candidate, ...).
+        payload: Value,
+    },
+    /// Group calls: a peer's media is present (its connection is up).
+    PeerJoined {
+        /// The call.
+        call_id: CallId,
+        /// The peer.
+        peer: MediaPeer,
+    },
+    /// Group calls: the first complete frame of `kind` from a peer (for video, a keyframe).
+    PeerFirstFrame {
+        /// The call.
+        call_id: CallId,
+        /// The peer.
+        peer: MediaPeer,
+        /// Audio or video.
+        kind: MediaKind,
+    },
+    /// Group calls: a peer's media went away by itself (it closed its connection).
+    PeerLeft {
+        /// The call.
+        call_id: CallId,
+        /// The peer.
+        peer: MediaPeer,
+    },
+    /// Group calls: the media with one peer failed or could not start; the call goes on with
+    /// the others.
+    PeerFailed {
+        /// The call.
+        call_id: CallId,
+        /// The peer.
+        peer: MediaPeer,
+        /// What failed.
+        message: String,
+    },
     /// Figures asked for with [`MediaEngine::stats`].
     Stats {
         /// The call.
@@ -145,6 +221,11 @@ impl MediaEvent {
             | MediaEvent::RemoteLeft { call_id }
             | MediaEvent::CaptureFailed { call_id, .. }
             | MediaEvent::Failed { call_id, .. }
+            | MediaEvent::PeerSignal { call_id, .. }
+            | MediaEvent::PeerJoined { call_id, .. }
+            | MediaEvent::PeerFirstFrame { call_id, .. }
+            | MediaEvent::PeerLeft { call_id, .. }
+            | MediaEvent::PeerFailed { call_id, .. }
             | MediaEvent::Stats { call_id, .. } => *call_id,
         }
     }
@@ -160,6 +241,20 @@ pub enum MediaError {
     /// No media session exists for that call.
     #[error("no media session for call {0}")]
     UnknownCall(CallId),
+    /// The engine does not do group calls (its `add_peer` is not implemented): use one that
+    /// does (`callapi-media-webrtc`), or `NoMedia` when the media lives elsewhere.
+    #[error("this media engine does not do group calls; use one that implements add_peer")]
+    GroupUnsupported,
+    /// A video group call would have more members than the engine's cap: the peer is not
+    /// connected. Make the call audio-only (no cap) or raise the engine's cap.
+    #[error(
+        "a video group call takes at most {cap} members with this media engine; \
+         make the call audio-only or raise the cap"
+    )]
+    VideoMemberCap {
+        /// The cap (members, this device included).
+        cap: usize,
+    },
     /// Any other failure.
     #[error("media error: {0}")]
     Other(String),
@@ -195,6 +290,38 @@ pub trait MediaEngine: Send + 'static {
     /// Leaves the call's media and frees its resources.
     fn leave(&mut self, call_id: CallId) -> impl Future<Output = ()> + Send;
 
+    /// Group calls: connect to one more peer (a member's device in the call). `offerer` says
+    /// whether this device offers (see [`MediaPeer::offers_to`]); otherwise it waits for the
+    /// peer's offer through [`MediaEngine::peer_signal`]. The default refuses
+    /// ([`MediaError::GroupUnsupported`]).
+    fn add_peer(
+        &mut self,
+        call_id: CallId,
+        peer: MediaPeer,
+        offerer: bool,
+    ) -> impl Future<Output = Result<(), MediaError>> + Send {
+        let _ = (call_id, peer, offerer);
+        async { Err(MediaError::GroupUnsupported) }
+    }
+
+    /// Group calls: close the connection with a peer (it left, or rejoined and gets a new one)
+    /// and free what it held.
+    fn remove_peer(&mut self, call_id: CallId, peer: MediaPeer) -> impl Future<Output = ()> + Send {
+        let _ = (call_id, peer);
+        async {}
+    }
+
+    /// Group calls: hands over a negotiation payload a peer sent.
+    fn peer_signal(
+        &mut self,
+        call_id: CallId,
+        peer: MediaPeer,
+        payload: Value,
+    ) -> impl Future<Output = Result<(), MediaError>> + Send {
+        let _ = (peer, payload);
+        async move { Err(MediaError::UnknownCall(call_id)) }
+    }
+
     /// Asks for a [`MediaEvent::Stats`] of the call.
     fn stats(&mut self, call_id: CallId) -> impl Future<Output = Result<(), MediaError>> + Send {
         async move { Err(MediaError::UnknownCall(call_id)) }
@@ -226,6 +353,22 @@ impl MediaEngine for NoMedia {
         Ok(())
     }
     async fn leave(&mut self, _call_id: CallId) {}
+    async fn add_peer(
+        &mut self,
+        _call_id: CallId,
+        _peer: MediaPeer,
+        _offerer: bool,
+    ) -> Result<(), MediaError> {
+        Ok(())
+    }
+    async fn peer_signal(
+        &mut self,
+        _call_id: CallId,
+        _peer: MediaPeer,
+        _payload: Value,
+    ) -> Result<(), MediaError> {
+        Ok(())
+    }
     async fn next_event(&mut self) -> Option<MediaEvent> {
         std::future::pending().await
     }

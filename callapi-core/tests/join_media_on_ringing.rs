@@ -51,6 +51,9 @@ fn kinds(w: &SimWorld, d: usize) -> Vec<&'static str> {
             MediaCommand::UpdatePlan { .. } => "update_plan",
             MediaCommand::RemoteSignal { .. } => "remote_signal",
             MediaCommand::Leave { .. } => "leave",
+            MediaCommand::AddPeer { .. } => "add_peer",
+            MediaCommand::RemovePeer { .. } => "remove_peer",
+            MediaCommand::PeerSignal { .. } => "peer_signal",
         })
         .collect()
 }

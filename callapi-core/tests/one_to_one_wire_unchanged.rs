@@ -429,7 +429,7 @@ fn alice_speaks_the_recorded_v1_exchange() {
     fed.push(ringing_b2.clone());
     run.envelope(165, ringing_b2);
     // 6. a1's media engine offers; b1 rang first, so the offer goes to b1.
-    let Body::Media { payload: offer } = rec[5].body.clone() else {
+    let Body::Media { payload: offer, .. } = rec[5].body.clone() else {
         unreachable!()
     };
     run.media(
@@ -529,7 +529,10 @@ fn bobs_b1_speaks_the_recorded_v1_exchange() {
     // 6. a1's offer; 7. b1's media engine answers.
     fed.push(rec[5].clone());
     run.envelope(260, rec[5].clone());
-    let Body::Media { payload: answer } = rec[6].body.clone() else {
+    let Body::Media {
+        payload: answer, ..
+    } = rec[6].body.clone()
+    else {
         unreachable!()
     };
     run.media(

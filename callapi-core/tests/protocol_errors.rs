@@ -251,12 +251,7 @@ fn optional_kind_fields_take_their_defaults() {
 #[test]
 fn media_payload_null_is_a_payload() {
     let env = decode_obj(with(json!({"kind": "media", "payload": null}))).unwrap();
-    assert_eq!(
-        env.body,
-        Body::Media {
-            payload: Value::Null
-        }
-    );
+    assert_eq!(env.body, Body::media(Value::Null));
 }
 
 #[test]
@@ -405,9 +400,12 @@ fn oversized_envelope_is_too_large_on_encode() {
         encode(&env),
         Err(EncodeError::TooLarge { size, max: MAX_ENVELOPE_BYTES }) if size > MAX_ENVELOPE_BYTES
     ));
-    let env = envelope(Body::Media {
-        payload: Value::Array(vec![Value::String("y".repeat(1000)); 70]),
-    });
+    let env = envelope(Body::media(Value::Array(vec![
+        Value::String(
+            "y".repeat(1000)
+        );
+        70
+    ])));
     assert!(matches!(encode(&env), Err(EncodeError::TooLarge { .. })));
 }
 
@@ -470,7 +468,7 @@ fn too_deep_payload_is_refused_on_encode() {
         payload = Value::Array(vec![payload]);
     }
     assert_eq!(
-        encode(&envelope(Body::Media { payload })),
+        encode(&envelope(Body::media(payload))),
         Err(EncodeError::TooDeep)
     );
 }

@@ -168,7 +168,16 @@ fn body() -> impl Strategy<Value = Body> {
                 seq,
             }),
         any::<Option<String>>().prop_map(|reason| Body::Hangup { reason }),
-        json_value().prop_map(|payload| Body::Media { payload }),
+        (
+            json_value(),
+            prop::option::of(0u64..1 << 53),
+            prop::option::of(0u64..1 << 53)
+        )
+            .prop_map(|(payload, seq, to_seq)| Body::Media {
+                payload,
+                seq,
+                to_seq
+            }),
         any::<String>().prop_map(|data| Body::Message { data }),
         dtmf_digits().prop_map(|digits| Body::Dtmf { digits }),
         uuid().prop_map(|u| Body::Ack {
@@ -303,7 +312,7 @@ proptest! {
         for _ in 0..depth {
             payload = Value::Array(vec![payload]);
         }
-        let env = Envelope { body: Body::Media { payload }, ..env };
+        let env = Envelope { body: Body::media(payload), ..env };
         // The envelope object is level 1, so `depth` arrays reach level 1 + depth; 128 is refused.
         match encode(&env) {
             Ok(bytes) => {
@@ -330,9 +339,7 @@ fn media_null_payload_round_trips() {
         to_device: None,
         call_id: CallId(Uuid::max()),
         lifetime_ms: 0,
-        body: Body::Media {
-            payload: Value::Null,
-        },
+        body: Body::media(Value::Null),
     };
     assert_eq!(decode(&encode(&env).unwrap()), Ok(env));
 }
@@ -349,9 +356,7 @@ fn extreme_integers_round_trip() {
         to_device: Some(DeviceId::new("b1").unwrap()),
         call_id: CallId::new_v4(),
         lifetime_ms: u64::MAX,
-        body: Body::Media {
-            payload: serde_json::json!([u64::MAX, i64::MIN, -0.5, 1e300]),
-        },
+        body: Body::media(serde_json::json!([u64::MAX, i64::MIN, -0.5, 1e300])),
     };
     assert_eq!(decode(&encode(&env).unwrap()), Ok(env));
 }

@@ -30,6 +30,7 @@ fn request(call_id: CallId, role: MediaRole) -> JoinRequest {
             subscribe_audio: false,
             subscribe_video: true,
         },
+        group: false,
     }
 }
 

@@ -9,7 +9,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use callapi_core::media::{
-    JoinRequest, MediaEngine, MediaError, MediaEvent, MediaKind, MediaPlan, MediaRole, MediaStats,
+    JoinRequest, MediaEngine, MediaError, MediaEvent, MediaKind, MediaPeer, MediaPlan, MediaRole,
+    MediaStats,
 };
 use callapi_core::protocol::{CallId, CallType};
 use serde_json::{json, Value};
@@ -82,6 +83,31 @@ pub enum MediaCommandRecord {
         /// The call.
         call_id: CallId,
     },
+    /// `add_peer` (group calls).
+    AddPeer {
+        /// The call.
+        call_id: CallId,
+        /// The member's device.
+        peer: MediaPeer,
+        /// This device offers.
+        offerer: bool,
+    },
+    /// `remove_peer` (group calls).
+    RemovePeer {
+        /// The call.
+        call_id: CallId,
+        /// The member's device.
+        peer: MediaPeer,
+    },
+    /// `peer_signal` (group calls).
+    PeerSignal {
+        /// The call.
+        call_id: CallId,
+        /// The member's device.
+        peer: MediaPeer,
+        /// Its payload.
+        payload: Value,
+    },
 }
 
 /// An event on its way to `next_event`.
@@ -89,6 +115,12 @@ pub enum MediaCommandRecord {
 enum Queued {
     /// Produced by a join session; dropped if that session has ended meanwhile.
     Scheduled { session: u64, event: MediaEvent },
+    /// Produced by a peer of a group call; dropped if that peer was removed meanwhile.
+    PeerScheduled {
+        peer: (CallId, MediaPeer),
+        session: u64,
+        event: MediaEvent,
+    },
     /// Emitted through the control handle; always delivered.
     Manual(MediaEvent),
 }
@@ -104,6 +136,10 @@ struct State {
     behavior: MockMediaBehavior,
     commands: Vec<MediaCommandRecord>,
     active: HashMap<CallId, ActiveCall>,
+    /// Group calls: the connected peers, each with its session and timers.
+    peers: HashMap<(CallId, MediaPeer), ActiveCall>,
+    /// Group calls joined (and not left), each with whether it is a video call.
+    group_calls: HashMap<CallId, bool>,
     next_session: u64,
 }
 
@@ -119,6 +155,26 @@ impl State {
             timers: Some(timers),
             ..
         }) = self.active.remove(&call_id)
+        {
+            timers.abort();
+        }
+        self.group_calls.remove(&call_id);
+        let gone: Vec<_> = self
+            .peers
+            .keys()
+            .filter(|(c, _)| *c == call_id)
+            .cloned()
+            .collect();
+        for key in gone {
+            self.end_peer(&key);
+        }
+    }
+
+    fn end_peer(&mut self, key: &(CallId, MediaPeer)) {
+        if let Some(ActiveCall {
+            timers: Some(timers),
+            ..
+        }) = self.peers.remove(key)
         {
             timers.abort();
         }
@@ -142,6 +198,11 @@ fn lock(shared: &Shared) -> MutexGuard<'_, State> {
 /// * `update_plan` and `stats` fail with `MediaError::UnknownCall` for a call that is not
 ///   joined; `remote_signal` is accepted (and recorded) in any case, as real engines buffer
 ///   early negotiation data. `stats` reports `MediaStats::default()` at once.
+/// * Group calls (a join with `group` set): the join schedules `LocalJoined` and
+///   `FirstLocalFramePublished` only; each `add_peer` schedules that peer's `PeerJoined` after
+///   `remote_joined_delay` and `PeerFirstFrame` after `first_frame_delay` (or the former, if
+///   later); `remove_peer` cancels them; `add_peer` for a call not joined as a group fails
+///   with `MediaError::UnknownCall`.
 /// * [`reports_frames`](MediaEngine::reports_frames) is `true`.
 ///
 /// ```
@@ -162,6 +223,7 @@ fn lock(shared: &Shared) -> MutexGuard<'_, State> {
 ///     local_user: UserId::new("alice").unwrap(),
 ///     remote_user: UserId::new("bob").unwrap(),
 ///     plan: MediaPlan::default(),
+///     group: false,
 /// }).await.unwrap();
 /// assert_eq!(media.next_event().await, Some(MediaEvent::LocalJoined { call_id }));
 /// assert_eq!(control.active_calls(), vec![call_id]);
@@ -220,6 +282,16 @@ fn script(request: &JoinRequest, b: &MockMediaBehavior) -> Vec<(Duration, MediaE
     let call_id = request.call_id;
     let joined = b.join_delay;
     let mut events = vec![(joined, MediaEvent::LocalJoined { call_id })];
+    if request.group {
+        // The remote side is per peer (`peer_script`).
+        if let Some(frame) = b.first_frame_delay {
+            events.push((
+                joined.saturating_add(frame),
+                MediaEvent::FirstLocalFramePublished { call_id },
+            ));
+        }
+        return events;
+    }
     if b.emit_signal {
         let sdp = if request.role == MediaRole::Caller {
             "mock-offer"
@@ -262,6 +334,41 @@ fn script(request: &JoinRequest, b: &MockMediaBehavior) -> Vec<(Duration, MediaE
     events
 }
 
+/// The scripted events of one peer of a group call, with their times after `add_peer`.
+fn peer_script(
+    call_id: CallId,
+    peer: &MediaPeer,
+    video: bool,
+    b: &MockMediaBehavior,
+) -> Vec<(Duration, MediaEvent)> {
+    let mut events = Vec::new();
+    if let Some(remote) = b.remote_joined_delay {
+        events.push((
+            remote,
+            MediaEvent::PeerJoined {
+                call_id,
+                peer: peer.clone(),
+            },
+        ));
+        if let Some(frame) = b.first_frame_delay {
+            let kind = if video {
+                MediaKind::Video
+            } else {
+                MediaKind::Audio
+            };
+            events.push((
+                frame.max(remote),
+                MediaEvent::PeerFirstFrame {
+                    call_id,
+                    peer: peer.clone(),
+                    kind,
+                },
+            ));
+        }
+    }
+    events
+}
+
 impl MediaEngine for MockMedia {
     async fn join(&mut self, request: JoinRequest) -> Result<(), MediaError> {
         let mut state = lock(&self.shared);
@@ -275,6 +382,11 @@ impl MediaEngine for MockMedia {
         state.end(call_id);
         state.next_session += 1;
         let session = state.next_session;
+        if request.group {
+            state
+                .group_calls
+                .insert(call_id, request.call_type == CallType::Video);
+        }
         let events = script(&request, &state.behavior);
         let tx = self.tx.clone();
         let start = Instant::now();
@@ -319,6 +431,75 @@ impl MediaEngine for MockMedia {
         state.end(call_id);
     }
 
+    async fn add_peer(
+        &mut self,
+        call_id: CallId,
+        peer: MediaPeer,
+        offerer: bool,
+    ) -> Result<(), MediaError> {
+        let mut state = lock(&self.shared);
+        state.commands.push(MediaCommandRecord::AddPeer {
+            call_id,
+            peer: peer.clone(),
+            offerer,
+        });
+        let Some(video) = state.group_calls.get(&call_id).copied() else {
+            return Err(MediaError::UnknownCall(call_id));
+        };
+        let key = (call_id, peer);
+        state.end_peer(&key);
+        state.next_session += 1;
+        let session = state.next_session;
+        let events = peer_script(call_id, &key.1, video, &state.behavior);
+        let tx = self.tx.clone();
+        let start = Instant::now();
+        let tag = key.clone();
+        let timers = tokio::spawn(async move {
+            for (at, event) in events {
+                tokio::time::sleep_until(start + at).await;
+                let queued = Queued::PeerScheduled {
+                    peer: tag.clone(),
+                    session,
+                    event,
+                };
+                if tx.send(queued).is_err() {
+                    return;
+                }
+            }
+        });
+        state.peers.insert(
+            key,
+            ActiveCall {
+                session,
+                timers: Some(timers.abort_handle()),
+            },
+        );
+        Ok(())
+    }
+
+    async fn remove_peer(&mut self, call_id: CallId, peer: MediaPeer) {
+        let mut state = lock(&self.shared);
+        state.commands.push(MediaCommandRecord::RemovePeer {
+            call_id,
+            peer: peer.clone(),
+        });
+        state.end_peer(&(call_id, peer));
+    }
+
+    async fn peer_signal(
+        &mut self,
+        call_id: CallId,
+        peer: MediaPeer,
+        payload: Value,
+    ) -> Result<(), MediaError> {
+        self.record(MediaCommandRecord::PeerSignal {
+            call_id,
+            peer,
+            payload,
+        });
+        Ok(())
+    }
+
     async fn stats(&mut self, call_id: CallId) -> Result<(), MediaError> {
         let mut state = lock(&self.shared);
         state.commands.push(MediaCommandRecord::Stats { call_id });
@@ -345,6 +526,19 @@ impl MediaEngine for MockMedia {
                         return Some(event);
                     }
                 }
+                Queued::PeerScheduled {
+                    peer,
+                    session,
+                    event,
+                } => {
+                    if lock(&self.shared)
+                        .peers
+                        .get(&peer)
+                        .is_some_and(|a| a.session == session)
+                    {
+                        return Some(event);
+                    }
+                }
             }
         }
     }
@@ -357,7 +551,9 @@ impl MediaEngine for MockMedia {
 impl Drop for MockMedia {
     fn drop(&mut self) {
         let mut state = lock(&self.shared);
-        for (_, call) in state.active.drain() {
+        let peers: Vec<ActiveCall> = state.peers.drain().map(|(_, p)| p).collect();
+        let calls: Vec<ActiveCall> = state.active.drain().map(|(_, c)| c).collect();
+        for call in calls.into_iter().chain(peers) {
             if let Some(timers) = call.timers {
                 timers.abort();
             }

@@ -11,7 +11,7 @@ use callapi_core::call::{
     CallConfig, CallMachine, CallState, Command, CommandError, Input, LinkCommand, MediaCommand,
     Notification, Output,
 };
-use callapi_core::media::{MediaEvent, MediaKind};
+use callapi_core::media::{MediaEvent, MediaKind, MediaPeer};
 use callapi_core::protocol::{CallId, CallType, DeviceId, Envelope, Extension, UserId};
 
 use crate::fault::FaultPlan;
@@ -103,6 +103,36 @@ struct Scheduled {
 enum ScheduledKind {
     LocalJoined(callapi_core::protocol::CallId),
     FirstFrame(callapi_core::protocol::CallId, bool),
+    /// A step of one peer connection of a group call's simulated mesh.
+    Peer {
+        call_id: callapi_core::protocol::CallId,
+        peer: MediaPeer,
+        generation: u64,
+        step: PeerStep,
+    },
+}
+
+/// What a simulated mesh connection does next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum PeerStep {
+    /// The offerer's offer goes out.
+    Offer,
+    /// The answerer's answer goes out.
+    Answer,
+    /// Both descriptions are in: the peer's media is present.
+    Joined,
+    /// The peer's first frame (video or audio).
+    FirstFrame(bool),
+}
+
+/// One connection of a device's simulated mesh.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct SimPeer {
+    offerer: bool,
+    generation: u64,
+    video: bool,
+    /// The remote description arrived (offer for the answerer, answer for the offerer).
+    described: bool,
 }
 
 /// Call machines on a simulated network, stepped by hand on a virtual clock.
@@ -118,6 +148,14 @@ pub struct SimWorld {
     scheduled: BinaryHeap<Reverse<Scheduled>>,
     seq: u64,
     active_media: Vec<(DeviceIndex, callapi_core::protocol::CallId)>,
+    /// Group calls joined, with whether they are video calls.
+    group_media: Vec<(DeviceIndex, callapi_core::protocol::CallId, bool)>,
+    /// The simulated mesh connections of every device.
+    mesh: std::collections::HashMap<
+        (DeviceIndex, callapi_core::protocol::CallId, MediaPeer),
+        SimPeer,
+    >,
+    generation: u64,
 }
 
 impl SimWorld {
@@ -133,6 +171,9 @@ impl SimWorld {
             scheduled: BinaryHeap::new(),
             seq: 0,
             active_media: Vec::new(),
+            group_media: Vec::new(),
+            mesh: std::collections::HashMap::new(),
+            generation: 0,
         }
     }
 
@@ -389,6 +430,11 @@ impl SimWorld {
                     index,
                     ScheduledKind::LocalJoined(req.call_id),
                 );
+                if req.group {
+                    let video = req.call_type == CallType::Video;
+                    self.group_media.push((index, req.call_id, video));
+                    return;
+                }
                 if let Some(delay) = media.first_frame_delay {
                     let video = req.call_type == CallType::Video;
                     self.schedule(
@@ -401,9 +447,157 @@ impl SimWorld {
             MediaCommand::Leave { call_id } => {
                 self.active_media
                     .retain(|(d, c)| !(*d == index && *c == call_id));
+                self.group_media
+                    .retain(|(d, c, _)| !(*d == index && *c == call_id));
+                self.mesh
+                    .retain(|(d, c, _), _| !(*d == index && *c == call_id));
             }
-            _ => {}
+            MediaCommand::AddPeer {
+                call_id,
+                peer,
+                offerer,
+            } => {
+                let Some(video) = self
+                    .group_media
+                    .iter()
+                    .find(|(d, c, _)| *d == index && *c == call_id)
+                    .map(|(_, _, v)| *v)
+                else {
+                    return;
+                };
+                self.generation += 1;
+                let generation = self.generation;
+                self.mesh.insert(
+                    (index, call_id, peer.clone()),
+                    SimPeer {
+                        offerer,
+                        generation,
+                        video,
+                        described: false,
+                    },
+                );
+                if offerer {
+                    self.schedule_peer(
+                        index,
+                        call_id,
+                        peer,
+                        generation,
+                        PeerStep::Offer,
+                        now + media.join_delay,
+                    );
+                }
+            }
+            MediaCommand::RemovePeer { call_id, peer } => {
+                self.mesh.remove(&(index, call_id, peer));
+            }
+            MediaCommand::PeerSignal {
+                call_id,
+                peer,
+                payload,
+            } => {
+                let key = (index, call_id, peer);
+                let Some(p) = self.mesh.get_mut(&key) else {
+                    return;
+                };
+                let expected = if p.offerer { "answer" } else { "offer" };
+                if payload.get("sdp").and_then(|v| v.as_str()) != Some(expected) || p.described {
+                    return;
+                }
+                p.described = true;
+                let p = *p;
+                let (_, call_id, peer) = key;
+                if !p.offerer {
+                    self.schedule_peer(
+                        index,
+                        call_id,
+                        peer.clone(),
+                        p.generation,
+                        PeerStep::Answer,
+                        now,
+                    );
+                }
+                self.schedule_peer(
+                    index,
+                    call_id,
+                    peer.clone(),
+                    p.generation,
+                    PeerStep::Joined,
+                    now + media.join_delay,
+                );
+                if let Some(delay) = media.first_frame_delay {
+                    self.schedule_peer(
+                        index,
+                        call_id,
+                        peer,
+                        p.generation,
+                        PeerStep::FirstFrame(p.video),
+                        now + delay,
+                    );
+                }
+            }
+            MediaCommand::UpdatePlan { .. } | MediaCommand::RemoteSignal { .. } => {}
         }
+    }
+
+    fn schedule_peer(
+        &mut self,
+        index: DeviceIndex,
+        call_id: callapi_core::protocol::CallId,
+        peer: MediaPeer,
+        generation: u64,
+        step: PeerStep,
+        at: Instant,
+    ) {
+        self.schedule(
+            at,
+            index,
+            ScheduledKind::Peer {
+                call_id,
+                peer,
+                generation,
+                step,
+            },
+        );
+    }
+
+    /// The event of a mesh step, if its connection still exists.
+    fn peer_event(
+        &self,
+        device: DeviceIndex,
+        call_id: callapi_core::protocol::CallId,
+        peer: MediaPeer,
+        generation: u64,
+        step: PeerStep,
+    ) -> Option<MediaEvent> {
+        let live = self
+            .mesh
+            .get(&(device, call_id, peer.clone()))
+            .is_some_and(|p| p.generation == generation);
+        if !live {
+            return None;
+        }
+        Some(match step {
+            PeerStep::Offer => MediaEvent::PeerSignal {
+                call_id,
+                peer,
+                payload: serde_json::json!({ "sdp": "offer" }),
+            },
+            PeerStep::Answer => MediaEvent::PeerSignal {
+                call_id,
+                peer,
+                payload: serde_json::json!({ "sdp": "answer" }),
+            },
+            PeerStep::Joined => MediaEvent::PeerJoined { call_id, peer },
+            PeerStep::FirstFrame(video) => MediaEvent::PeerFirstFrame {
+                call_id,
+                peer,
+                kind: if video {
+                    MediaKind::Video
+                } else {
+                    MediaKind::Audio
+                },
+            },
+        })
     }
 
     /// The next instant anything happens (a delivery, a timer, a media event).
@@ -465,6 +659,18 @@ impl SimWorld {
                 break;
             };
             let (call_id, event) = match s.what {
+                ScheduledKind::Peer {
+                    call_id,
+                    peer,
+                    generation,
+                    step,
+                } => {
+                    if let Some(event) = self.peer_event(s.device, call_id, peer, generation, step)
+                    {
+                        self.media_event(s.device, event);
+                    }
+                    continue;
+                }
                 ScheduledKind::LocalJoined(call_id) => {
                     (call_id, MediaEvent::LocalJoined { call_id })
                 }

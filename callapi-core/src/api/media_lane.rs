@@ -14,7 +14,7 @@ use std::pin::Pin;
 use tokio::sync::mpsc;
 
 use crate::call::{Input, MediaCommand};
-use crate::media::{MediaEngine, MediaError, MediaEvent};
+use crate::media::{MediaEngine, MediaError, MediaEvent, MediaPeer};
 use crate::protocol::CallId;
 
 /// What the loop asks of the engine.
@@ -133,6 +133,28 @@ async fn perform<M: MediaEngine>(media: &mut M, op: MediaOp) -> Option<Input> {
             media.leave(call_id).await;
             None
         }
+        MediaOp::Command(MediaCommand::AddPeer {
+            call_id,
+            peer,
+            offerer,
+        }) => media
+            .add_peer(call_id, peer.clone(), offerer)
+            .await
+            .err()
+            .map(|e| peer_failed(call_id, peer, &e)),
+        MediaOp::Command(MediaCommand::RemovePeer { call_id, peer }) => {
+            media.remove_peer(call_id, peer).await;
+            None
+        }
+        MediaOp::Command(MediaCommand::PeerSignal {
+            call_id,
+            peer,
+            payload,
+        }) => media
+            .peer_signal(call_id, peer.clone(), payload)
+            .await
+            .err()
+            .map(|e| peer_failed(call_id, peer, &e)),
         MediaOp::Stats(call_id) => {
             if let Err(err) = media.stats(call_id).await {
                 tracing::warn!(%call_id, %err, "media stats unavailable");
@@ -140,6 +162,14 @@ async fn perform<M: MediaEngine>(media: &mut M, op: MediaOp) -> Option<Input> {
             None
         }
     }
+}
+
+fn peer_failed(call_id: CallId, peer: MediaPeer, err: &MediaError) -> Input {
+    Input::Media(MediaEvent::PeerFailed {
+        call_id,
+        peer,
+        message: err.to_string(),
+    })
 }
 
 fn failed(call_id: CallId, err: &MediaError) -> Input {

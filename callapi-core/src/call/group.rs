@@ -13,6 +13,7 @@ use super::command::CommandError;
 use super::ended::LateReply;
 use super::machine::CallMachine;
 use super::members::{Invitation, Inviter, Members};
+use super::mesh::Mesh;
 use super::roster::{MemberChange, Roster};
 use super::session::Call;
 use super::state::{CallEvent, CallState, Notification, StateReason};
@@ -79,6 +80,8 @@ pub(crate) struct Group {
     pub joining: bool,
     /// Someone other than this device was in the call at some point.
     pub answered: bool,
+    /// The call's media: one connection per other member's device in the call.
+    pub mesh: Mesh,
 }
 
 impl Group {
@@ -618,6 +621,7 @@ impl CallMachine {
             creator: false,
             joining: true,
             answered: true,
+            mesh: Mesh::default(),
         }));
         self.call = Some(call);
         tracing::info!(call_id = %call_id, "joining a group call late");

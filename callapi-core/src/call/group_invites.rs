@@ -15,6 +15,7 @@ use super::config::MAX_CALL_TIMEOUT;
 use super::group::{Group, GroupInvitation};
 use super::machine::CallMachine;
 use super::members::{DeviceStatus, Invitation, Inviter, Members};
+use super::mesh::Mesh;
 use super::session::Call;
 use super::state::{CallEvent, CallState, Notification, StateReason};
 
@@ -101,6 +102,7 @@ impl CallMachine {
             creator: true,
             joining: false,
             answered: false,
+            mesh: Mesh::default(),
         }));
         self.call = Some(call);
         let reason = if call_type == CallType::Video {
@@ -486,6 +488,11 @@ impl CallMachine {
                 self.event(ev, id, reason.clone());
                 self.finish_group(st, reason, now);
             }
+            Body::Media {
+                payload,
+                seq,
+                to_seq,
+            } => self.on_group_media(env.from, env.from_device, payload, (seq, to_seq)),
             Body::Message { data } if self.state == CallState::Connected => {
                 let id = env.call_id;
                 self.notify(Notification::MessageReceived {
@@ -841,6 +848,7 @@ impl CallMachine {
             creator: false,
             joining: false,
             answered: false,
+            mesh: Mesh::default(),
         }));
         self.call = Some(call);
         let reason = if call_type == CallType::Video {

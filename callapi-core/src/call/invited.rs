@@ -203,7 +203,11 @@ impl CallMachine {
                             user.clone(),
                             Some(dev.clone()),
                             id,
-                            Body::Media { payload },
+                            Body::Media {
+                                payload,
+                                seq: None,
+                                to_seq: None,
+                            },
                             lifetime,
                             now,
                         );
@@ -257,7 +261,7 @@ impl CallMachine {
                 self.event(CallEvent::RemoteHangup, Some(id), reason.clone());
                 self.finish_call(StateReason::RemoteHangup, reason, LateReply::Hangup, now);
             }
-            Body::Media { payload } => {
+            Body::Media { payload, .. } => {
                 if inv.media_peer.as_ref() == Some(&dev) {
                     self.media(MediaCommand::RemoteSignal {
                         call_id: id,
@@ -352,7 +356,11 @@ impl CallMachine {
                 user.clone(),
                 Some(dev.clone()),
                 id,
-                Body::Media { payload },
+                Body::Media {
+                    payload,
+                    seq: None,
+                    to_seq: None,
+                },
                 lifetime,
                 now,
             );

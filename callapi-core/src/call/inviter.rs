@@ -319,7 +319,7 @@ impl CallMachine {
                 self.event(CallEvent::RemoteHangup, Some(id), reason.clone());
                 self.finish_call(StateReason::RemoteHangup, reason, LateReply::Hangup, now);
             }
-            Body::Media { payload } => {
+            Body::Media { payload, .. } => {
                 if call.media_joined {
                     self.media(MediaCommand::RemoteSignal {
                         call_id: id,

@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use crate::media::{JoinRequest, MediaEvent, MediaPlan};
+use crate::media::{JoinRequest, MediaEvent, MediaPeer, MediaPlan};
 use crate::protocol::{CallId, DecodeError, Envelope};
 use crate::signal::LinkState;
 
@@ -54,6 +54,31 @@ pub enum MediaCommand {
     Leave {
         /// The call.
         call_id: CallId,
+    },
+    /// Group calls: connect to a member's device (`MediaEngine::add_peer`).
+    AddPeer {
+        /// The call.
+        call_id: CallId,
+        /// The member's device.
+        peer: MediaPeer,
+        /// This device offers (the lower (user, device) of the pair does).
+        offerer: bool,
+    },
+    /// Group calls: close the connection with a member's device.
+    RemovePeer {
+        /// The call.
+        call_id: CallId,
+        /// The member's device.
+        peer: MediaPeer,
+    },
+    /// Group calls: a negotiation payload from a member's device.
+    PeerSignal {
+        /// The call.
+        call_id: CallId,
+        /// The member's device.
+        peer: MediaPeer,
+        /// The payload.
+        payload: Value,
     },
 }
 

@@ -231,7 +231,7 @@ impl CallMachine {
                 }
             }
         }
-        self.link_policy(now);
+        self.settle(now);
     }
 
     /// Feeds one input (an envelope, a media event, a link change). Inputs are facts: the
@@ -249,7 +249,7 @@ impl CallMachine {
             }
             Input::Link(state) => self.on_link(state, now),
         }
-        self.link_policy(now);
+        self.settle(now);
     }
 
     /// Runs an app command. A command that does not fit the state is refused with a
@@ -257,7 +257,7 @@ impl CallMachine {
     pub fn handle_command(&mut self, cmd: Command, now: Instant) -> Result<(), CommandError> {
         self.handle_timeout(now);
         let result = self.on_command(cmd, now);
-        self.link_policy(now);
+        self.settle(now);
         result
     }
 
@@ -273,7 +273,7 @@ impl CallMachine {
     ) -> Result<CallId, CommandError> {
         self.handle_timeout(now);
         let result = self.place_group_call(users, call_type, extension, now);
-        self.link_policy(now);
+        self.settle(now);
         result
     }
 
@@ -288,11 +288,18 @@ impl CallMachine {
     ) -> Result<CallId, CommandError> {
         self.handle_timeout(now);
         let result = self.place_call(remote, call_type, extension, now);
-        self.link_policy(now);
+        self.settle(now);
         result
     }
 
     // ---------------------------------------------------------------- helpers
+
+    /// What follows every step: the group call's media follows the roster, and the link
+    /// follows the call.
+    fn settle(&mut self, now: Instant) {
+        self.sync_group_media();
+        self.link_policy(now);
+    }
 
     pub(super) fn current_id(&self) -> Option<CallId> {
         self.call.as_ref().map(|c| c.id)

@@ -32,6 +32,7 @@ impl CallMachine {
             local_user: self.cfg.user_id.clone(),
             remote_user: call.remote_user().clone(),
             plan: call.plan,
+            group: false,
         };
         let id = call.id;
         let inbox = call
@@ -62,6 +63,11 @@ impl CallMachine {
         }
         let id = call.id;
         match ev {
+            MediaEvent::PeerSignal { .. }
+            | MediaEvent::PeerJoined { .. }
+            | MediaEvent::PeerFirstFrame { .. }
+            | MediaEvent::PeerLeft { .. }
+            | MediaEvent::PeerFailed { .. } => self.on_peer_media(ev, now),
             MediaEvent::Signal { payload, .. } => {
                 let dev = match &mut call.members {
                     // 1:1: the one invitation. Until a device rang, nobody is known to send to.
@@ -81,7 +87,18 @@ impl CallMachine {
                 };
                 let user = call.remote_user().clone();
                 let lifetime = self.message_lifetime();
-                self.send(user, Some(dev), id, Body::Media { payload }, lifetime, now);
+                self.send(
+                    user,
+                    Some(dev),
+                    id,
+                    Body::Media {
+                        payload,
+                        seq: None,
+                        to_seq: None,
+                    },
+                    lifetime,
+                    now,
+                );
             }
             MediaEvent::LocalJoined { .. } => {
                 self.mark(Milestone::LocalJoined, now);

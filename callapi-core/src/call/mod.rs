@@ -6,6 +6,7 @@ mod config;
 mod ended;
 mod group;
 mod group_invites;
+mod group_media;
 mod invited;
 mod inviter;
 mod io;
@@ -13,6 +14,7 @@ mod link;
 mod machine;
 mod media_glue;
 mod members;
+mod mesh;
 mod reliable;
 mod roster;
 mod session;
@@ -30,6 +32,6 @@ pub use machine::CallMachine;
 pub use roster::{MemberChange, MergeOutcome, Roster};
 pub use state::{
     codes, CallError, CallErrorEvent, CallEvent, CallInfo, CallState, ErrorCodeType, EventInfo,
-    Notification, StateChange, StateReason,
+    Notification, PeerMediaEvent, StateChange, StateReason,
 };
 pub use timings::{CallTimings, Milestone};

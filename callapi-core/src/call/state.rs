@@ -198,6 +198,27 @@ pub mod codes {
     pub const CAPTURE_FAILED: i32 = 2003;
     /// The signaling link was lost for longer than the grace period.
     pub const SIGNAL_LOST: i32 = 1004;
+    /// Group calls: the media with one member's device failed or could not start.
+    pub const PEER_MEDIA_FAILED: i32 = 2004;
+}
+
+/// What happened to the media with one member's device in a group call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PeerMediaEvent {
+    /// The machine asked the engine to connect (the member is in the call).
+    Connecting,
+    /// The connection is up: the peer's media is present.
+    Joined,
+    /// The first complete frame of this kind arrived from the peer.
+    FirstFrame(crate::media::MediaKind),
+    /// The connection was closed (the member left, or joined again and gets a new one).
+    Closed,
+    /// The peer closed its side.
+    Left,
+    /// The media with this peer failed or could not start (the message says why, for
+    /// example the engine's video member cap); the call goes on with the others.
+    Failed(String),
 }
 
 /// An error notification.
@@ -304,6 +325,16 @@ pub enum Notification {
         call_id: CallId,
         /// Who changed, from what, to what.
         change: super::roster::MemberChange,
+    },
+    /// Group calls: the media with one other member's device changed (the mesh,
+    /// `docs/PROTOCOL.md` §10.9). Never sent for a 1:1 call.
+    PeerMedia {
+        /// The call.
+        call_id: CallId,
+        /// The member's device.
+        peer: crate::media::MediaPeer,
+        /// What happened.
+        event: PeerMediaEvent,
     },
     /// The signaling link changed state.
     Link(LinkState),

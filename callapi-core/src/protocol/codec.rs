@@ -145,6 +145,8 @@ struct Wire {
     group: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     seq: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    to_seq: Option<u64>,
     /// Whether the input has a `type` member (any value, `null` included): reserved, refused.
     #[serde(
         default,
@@ -276,7 +278,15 @@ fn to_wire(env: &Envelope) -> Wire {
             w.seq = *seq;
         }
         Body::Hangup { reason } => w.reason = reason.clone(),
-        Body::Media { payload } => w.payload = Some(payload.clone()),
+        Body::Media {
+            payload,
+            seq,
+            to_seq,
+        } => {
+            w.payload = Some(payload.clone());
+            w.seq = *seq;
+            w.to_seq = *to_seq;
+        }
         Body::Message { data } => w.data = Some(data.clone()),
         Body::Dtmf { digits } => w.digits = Some(digits.clone()),
         Body::Ack { ack_id } => w.ack_id = Some(*ack_id),
@@ -423,6 +433,8 @@ fn from_wire(w: Wire) -> Result<Envelope, DecodeError> {
         "hangup" => Body::Hangup { reason: w.reason },
         "media" => Body::Media {
             payload: need(w.payload, "media", "payload")?,
+            seq: w.seq,
+            to_seq: w.to_seq,
         },
         "message" => Body::Message {
             data: need(w.data, "message", "data")?,

@@ -134,6 +134,12 @@ pub enum Body {
     Media {
         /// SDP offer/answer, ICE candidate, or anything the media engines agree on.
         payload: Value,
+        /// In a group call: the `seq` of the sender's own `accepted` record, which names the
+        /// sender's membership this payload belongs to; `None` in 1:1.
+        seq: Option<u64>,
+        /// In a group call: the `seq` of the receiver's `accepted` record as the sender knows
+        /// it (the membership of the receiver it negotiates with); `None` in 1:1.
+        to_seq: Option<u64>,
     },
     /// `message`: app data inside a call.
     Message {
@@ -160,6 +166,15 @@ pub enum Body {
 }
 
 impl Body {
+    /// A 1:1 `media` body (no group `seq`s).
+    pub fn media(payload: Value) -> Self {
+        Body::Media {
+            payload,
+            seq: None,
+            to_seq: None,
+        }
+    }
+
     /// The wire name of this kind (`"invite"`, `"ack"`, ...).
     pub fn kind(&self) -> &'static str {
         match self {

@@ -71,7 +71,7 @@ impl<S> Recorder<S> {
 
 impl<S: SignalClient> SignalClient for Recorder<S> {
     async fn send(&mut self, mut envelope: Envelope) -> Result<(), SignalError> {
-        if let Body::Media { payload } = &mut envelope.body {
+        if let Body::Media { payload, .. } = &mut envelope.body {
             if self.rewrite == Rewrite::BlockCandidates {
                 if payload.get("candidate").is_some() {
                     return Ok(()); // lost on the way

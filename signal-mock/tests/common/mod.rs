@@ -69,5 +69,6 @@ pub fn join_request(call_id: CallId, role: MediaRole, call_type: CallType) -> Jo
             subscribe_audio: false,
             subscribe_video: true,
         },
+        group: false,
     }
 }

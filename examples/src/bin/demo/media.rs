@@ -5,7 +5,9 @@
 //! backend, whose frame and packet counters give the media section of the report. `--media
 //! none` uses the core's `NoMedia` instead (signaling only: a call is `Connected` at accept).
 
-use callapi_core::media::{JoinRequest, MediaEngine, MediaError, MediaEvent, MediaPlan, NoMedia};
+use callapi_core::media::{
+    JoinRequest, MediaEngine, MediaError, MediaEvent, MediaPeer, MediaPlan, NoMedia,
+};
 use callapi_core::protocol::CallId;
 use callapi_media_webrtc::{WebRtcConfig, WebRtcHandle, WebRtcMedia};
 use clap::ValueEnum;
@@ -56,6 +58,37 @@ impl MediaEngine for Engine {
         match self {
             Engine::WebRtc(m) => m.leave(call_id).await,
             Engine::None(m) => m.leave(call_id).await,
+        }
+    }
+
+    async fn add_peer(
+        &mut self,
+        call_id: CallId,
+        peer: MediaPeer,
+        offerer: bool,
+    ) -> Result<(), MediaError> {
+        match self {
+            Engine::WebRtc(m) => m.add_peer(call_id, peer, offerer).await,
+            Engine::None(m) => m.add_peer(call_id, peer, offerer).await,
+        }
+    }
+
+    async fn remove_peer(&mut self, call_id: CallId, peer: MediaPeer) {
+        match self {
+            Engine::WebRtc(m) => m.remove_peer(call_id, peer).await,
+            Engine::None(m) => m.remove_peer(call_id, peer).await,
+        }
+    }
+
+    async fn peer_signal(
+        &mut self,
+        call_id: CallId,
+        peer: MediaPeer,
+        payload: Value,
+    ) -> Result<(), MediaError> {
+        match self {
+            Engine::WebRtc(m) => m.peer_signal(call_id, peer, payload).await,
+            Engine::None(m) => m.peer_signal(call_id, peer, payload).await,
         }
     }
 
