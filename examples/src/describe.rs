@@ -1,7 +1,7 @@
 //! One stable, greppable line per notification: `<kind> <Name> key=value ...`.
 
-use callapi_core::call::Notification;
-use callapi_core::protocol::CallType;
+use callapi_core::call::{MemberChange, Notification};
+use callapi_core::protocol::{CallId, CallType};
 use callapi_core::signal::LinkState;
 
 /// `video` or `audio`.
@@ -31,6 +31,24 @@ pub fn link_name(state: &LinkState) -> String {
     }
 }
 
+/// `member user=carol from=Ringing to=Accepted device=c1 call=<id> text="..."`.
+fn member_line(call_id: CallId, change: &MemberChange) -> String {
+    let mut line = format!("member user={} from=", change.user);
+    match change.previous {
+        Some(previous) => line.push_str(&format!("{previous:?}")),
+        None => line.push('-'),
+    }
+    line.push_str(&format!(" to={:?}", change.state));
+    if let Some(device) = &change.device {
+        line.push_str(&format!(" device={device}"));
+    }
+    line.push_str(&format!(" call={call_id}"));
+    if let Some(text) = &change.reason {
+        line.push_str(&format!(" text={text:?}"));
+    }
+    line
+}
+
 /// Renders `notification` as one line, for logs, scripts and tests. The first word says what it
 /// is; values with spaces are quoted (Rust string syntax):
 ///
@@ -41,6 +59,7 @@ pub fn link_name(state: &LinkState) -> String {
 /// | error | `error SendMessageFail code=1001 message="..."` |
 /// | in-call message | `msg from=alice text="hello"` |
 /// | DTMF | `dtmf from=alice digits=123#` |
+/// | group member change | `member user=carol from=Ringing to=Accepted device=c1 call=<id>` (`from=-` for a member not known before; plus `text="..."` for a reason the record carries, such as a leave's) |
 /// | link | `link connected` ([`link_name`]) |
 /// | media figures | `stats rtt_ms=12.5 lost=0 recv_bps=... send_bps=...` |
 ///
@@ -89,6 +108,7 @@ pub fn describe(notification: &Notification) -> Option<String> {
         Notification::DtmfReceived { from, digits, .. } => {
             format!("dtmf from={from} digits={digits}")
         }
+        Notification::MemberChanged { call_id, change } => member_line(*call_id, change),
         Notification::Link(state) => format!("link {}", link_name(state)),
         Notification::MediaStats { stats, .. } => format!(
             "stats rtt_ms={} lost={} recv_bps={} send_bps={}",
@@ -102,4 +122,47 @@ pub fn describe(notification: &Notification) -> Option<String> {
         other => format!("other {other:?}"),
     };
     Some(line)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use callapi_core::protocol::{DeviceId, MemberState, UserId};
+
+    use super::*;
+
+    fn change(previous: Option<MemberState>, state: MemberState) -> MemberChange {
+        MemberChange {
+            user: UserId::new("carol").unwrap(),
+            state,
+            previous,
+            reason: None,
+            device: None,
+        }
+    }
+
+    #[test]
+    fn member_changes_are_one_line() {
+        let call_id = CallId::from_random_bytes([7; 16]);
+        let line = |change| describe(&Notification::MemberChanged { call_id, change }).unwrap();
+        assert_eq!(
+            line(change(None, MemberState::Inviting)),
+            format!("member user=carol from=- to=Inviting call={call_id}")
+        );
+        let mut accepted = change(Some(MemberState::Ringing), MemberState::Accepted);
+        accepted.device = Some(DeviceId::new("c1").unwrap());
+        assert_eq!(
+            line(accepted),
+            format!("member user=carol from=Ringing to=Accepted device=c1 call={call_id}")
+        );
+        let mut left = change(Some(MemberState::Accepted), MemberState::Left);
+        left.device = Some(DeviceId::new("c1").unwrap());
+        left.reason = Some("see you".into());
+        assert_eq!(
+            line(left),
+            format!(
+                "member user=carol from=Accepted to=Left device=c1 call={call_id} text=\"see you\""
+            )
+        );
+    }
 }

@@ -1,63 +1,15 @@
 //! Two `softphone` processes call each other through a real signaling server, driven over their
 //! stdin: call, ringing, accept, DTMF, a message, status, hangup, quit — and what each prints.
 //!
-//! The server is `callapi-signal-ws`'s `SignalServer` (the code the `callapi-signal-server`
-//! binary runs) started in this test process on 127.0.0.1 port 0: Cargo builds only this
-//! package's binaries for its tests, so starting the library is the robust way to get the same
-//! server here.
+//! The server is `callapi-signal-ws`'s `SignalServer` started in this test process
+//! (`common::softphone`). Group calls are in `softphone_group.rs`, MQTT in `softphone_mqtt.rs`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
 use std::time::Duration;
 
-use callapi_signal_ws::server::{ServerConfig, ServerHandle, SignalServer};
-use common::Proc;
-
-const BIN: &str = env!("CARGO_BIN_EXE_softphone");
-const SECRET: &str = "softphone-test-secret-0123456789";
-
-async fn server() -> ServerHandle {
-    SignalServer::start(ServerConfig::new(
-        "127.0.0.1:0".parse().unwrap(),
-        SECRET.as_bytes().to_vec(),
-    ))
-    .await
-    .expect("server starts")
-}
-
-fn phone(url: &str, user: &str, device: &str, extra: &[&str]) -> Proc {
-    let mut args = vec![
-        "--server", url, "--user", user, "--device", device, "--secret", SECRET,
-    ];
-    args.extend_from_slice(extra);
-    Proc::spawn(user, BIN, &args)
-}
-
-/// The value of `key=` in a line.
-fn field<'a>(line: &'a str, key: &str) -> &'a str {
-    let pat = format!(" {key}=");
-    let start = line
-        .find(&pat)
-        .unwrap_or_else(|| panic!("no {key}= in {line:?}"))
-        + pat.len();
-    line[start..].split(' ').next().unwrap_or_default()
-}
-
-/// Waits for the phone to be reachable: connected and prepared (in either order).
-async fn online(p: &mut Proc) {
-    p.expect_prefix("ready user=").await;
-    let (mut linked, mut prepared) = (false, false);
-    while !(linked && prepared) {
-        let line = p
-            .expect("link connected and state Prepared", |l| {
-                l == "link connected" || l.starts_with("state Prepared reason=None prev=Idle")
-            })
-            .await;
-        linked |= line == "link connected";
-        prepared |= line.starts_with("state Prepared");
-    }
-}
+use common::softphone::{field, online, phone, server};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_softphones_call_accept_send_dtmf_and_hang_up() {

@@ -1,6 +1,12 @@
 //! Child processes for the examples' tests: spawn a binary with piped stdio, read its output line
 //! by line until an expected line (bounded), write commands to its stdin; killed on drop.
+//!
+//! [`softphone`] has the softphone tests' helpers (a signaling server in-process, phones, their
+//! printed lines), [`mosquitto`] a real Mosquitto broker as a child process.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+pub mod mosquitto;
+pub mod softphone;
 
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
@@ -11,6 +17,18 @@ use tokio::sync::mpsc;
 
 /// Longest wait for one expected line.
 pub const LINE_WAIT: Duration = Duration::from_secs(15);
+
+/// What the programs under test would read from the environment instead of their flags.
+const ENV_FLAGS: &[&str] = &[
+    "CALLAPI_SECRET",
+    "CALLAPI_SECRET_FILE",
+    "CALLAPI_SERVER",
+    "CALLAPI_BACKEND",
+    "CALLAPI_BROKER",
+    "CALLAPI_TOKEN",
+    "CALLAPI_MQTT_PASSWORD",
+    "CALLAPI_MQTT_PASSWORD_FILE",
+];
 
 /// A running child process.
 pub struct Proc {
@@ -27,11 +45,13 @@ pub struct Proc {
 impl Proc {
     /// Starts `bin` with `args`; stdin, stdout and stderr piped; killed when dropped.
     pub fn spawn(name: &str, bin: &str, args: &[&str]) -> Self {
-        let mut child = Command::new(bin)
+        let mut cmd = Command::new(bin);
+        for var in ENV_FLAGS {
+            cmd.env_remove(var);
+        }
+        let mut child = cmd
             .args(args)
             .env("RUST_LOG", "warn")
-            .env_remove("CALLAPI_SECRET")
-            .env_remove("CALLAPI_SECRET_FILE")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -152,11 +172,13 @@ impl Proc {
 
 /// Runs `bin` with `args` to completion (bounded by `within`): exit status, stdout, stderr.
 pub async fn run(bin: &str, args: &[&str], within: Duration) -> (ExitStatus, String, String) {
-    let child = Command::new(bin)
+    let mut cmd = Command::new(bin);
+    for var in ENV_FLAGS {
+        cmd.env_remove(var);
+    }
+    let child = cmd
         .args(args)
         .env_remove("RUST_LOG")
-        .env_remove("CALLAPI_SECRET")
-        .env_remove("CALLAPI_SECRET_FILE")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -1,20 +1,22 @@
-//! The softphone's commands: parsing a line, and carrying it out.
+//! The softphone's commands: one line of input parsed into a [`Command`] (carried out by
+//! [`crate::execute`]).
 
-use callapi_core::protocol::CallType;
-use callapi_core::signal::LinkState;
-use callapi_core::CallApi;
-use callapi_examples::{call_type_name, link_name};
-use tokio::sync::watch;
-
-use crate::say;
+use callapi_core::protocol::{CallId, CallType};
 
 /// One command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
-    /// `call <user> [audio|video]`
+    /// `call <user> [audio|video]`: a 1:1 call.
     Call {
         /// Who.
         user: String,
+        /// Video unless `audio`.
+        call_type: CallType,
+    },
+    /// `call <user> <user>... [audio|video]`: a group call (two users or more).
+    CallGroup {
+        /// Whom, in the order given.
+        users: Vec<String>,
         /// Video unless `audio`.
         call_type: CallType,
     },
@@ -26,6 +28,16 @@ pub enum Command {
     Cancel,
     /// `hangup [reason]`
     Hangup(Option<String>),
+    /// `invite <user>...`: more users into the group call.
+    Invite(Vec<String>),
+    /// `leave [reason]`: out of the group call, which goes on.
+    Leave(Option<String>),
+    /// `end [reason]`: the group call ends for everyone.
+    End(Option<String>),
+    /// `join <call-id>`: back into a group call.
+    Join(CallId),
+    /// `members`: the group call's roster.
+    Members,
     /// `dtmf <digits>`
     Dtmf(String),
     /// `msg <text>`
@@ -38,21 +50,64 @@ pub enum Command {
     Quit,
 }
 
-/// Whether to go on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    /// Read the next command.
-    Continue,
-    /// Leave.
-    Quit,
-}
+/// What `help` prints: every command, on one line.
+pub const HELP: &str = "help commands: call <user> [audio|video] | call <user> <user>... \
+                        [audio|video] | accept | reject [reason] | cancel | hangup [reason] \
+                        | invite <user>... | leave [reason] | end [reason] | join <call-id> \
+                        | members | dtmf <digits> | msg <text> | status | quit";
 
-const HELP: &str = "help commands: call <user> [audio|video] | accept | reject [reason] | cancel \
-                    | hangup [reason] | dtmf <digits> | msg <text> | status | quit";
+const CALL_USAGE: &str = "call: usage: call <user> [<user>...] [audio|video]";
 
 fn rest(text: &str) -> Option<String> {
     let t = text.trim();
     (!t.is_empty()).then(|| t.to_owned())
+}
+
+/// Users named once each, at least one.
+fn users(words: &[&str], usage: &str) -> Result<Vec<String>, String> {
+    if words.is_empty() {
+        return Err(usage.to_owned());
+    }
+    let mut users: Vec<String> = Vec::with_capacity(words.len());
+    for w in words {
+        if users.iter().any(|u| u == w) {
+            return Err(format!("{usage}: {w} is named twice"));
+        }
+        users.push((*w).to_owned());
+    }
+    Ok(users)
+}
+
+/// `call ...`: the first word is always a user; a last word `audio` or `video` after it is
+/// the call type.
+fn parse_call(args: &str) -> Result<Command, String> {
+    let words: Vec<&str> = args.split_whitespace().collect();
+    let (names, call_type) = match words.split_last() {
+        Some((last, names)) if !names.is_empty() => match last.to_ascii_lowercase().as_str() {
+            "audio" => (names, CallType::Audio),
+            "video" => (names, CallType::Video),
+            _ => (&words[..], CallType::Video),
+        },
+        _ => (&words[..], CallType::Video),
+    };
+    let mut users = users(names, CALL_USAGE)?;
+    Ok(match users.len() {
+        1 => Command::Call {
+            user: users.remove(0),
+            call_type,
+        },
+        _ => Command::CallGroup { users, call_type },
+    })
+}
+
+/// A call id as printed in `call=` fields (a UUID).
+fn parse_call_id(text: &str) -> Result<CallId, String> {
+    let text = text.trim();
+    if text.is_empty() || text.contains(char::is_whitespace) {
+        return Err("join: usage: join <call-id>".into());
+    }
+    serde_json::from_value(serde_json::Value::String(text.to_owned()))
+        .map_err(|_| format!("join: {text:?} is not a call id (a UUID, as in call= fields)"))
 }
 
 impl Command {
@@ -64,30 +119,19 @@ impl Command {
         }
         let (word, args) = line.split_once(char::is_whitespace).unwrap_or((line, ""));
         let cmd = match word.to_ascii_lowercase().as_str() {
-            "call" => {
-                let mut parts = args.split_whitespace();
-                let user = parts
-                    .next()
-                    .ok_or("call: usage: call <user> [audio|video]")?
-                    .to_owned();
-                let call_type = match parts.next().map(str::to_ascii_lowercase).as_deref() {
-                    None | Some("video") => CallType::Video,
-                    Some("audio") => CallType::Audio,
-                    Some(other) => {
-                        return Err(format!(
-                            "call: unknown call type {other:?} (audio or video)"
-                        ))
-                    }
-                };
-                if parts.next().is_some() {
-                    return Err("call: usage: call <user> [audio|video]".into());
-                }
-                Command::Call { user, call_type }
-            }
+            "call" => parse_call(args)?,
             "accept" | "answer" => Command::Accept,
             "reject" | "decline" => Command::Reject(rest(args)),
             "cancel" => Command::Cancel,
             "hangup" | "bye" => Command::Hangup(rest(args)),
+            "invite" => {
+                let words: Vec<&str> = args.split_whitespace().collect();
+                Command::Invite(users(&words, "invite: usage: invite <user>...")?)
+            }
+            "leave" => Command::Leave(rest(args)),
+            "end" => Command::End(rest(args)),
+            "join" => Command::Join(parse_call_id(args)?),
+            "members" | "roster" => Command::Members,
             "dtmf" => Command::Dtmf(
                 rest(args)
                     .map(|d| d.split_whitespace().collect())
@@ -103,61 +147,21 @@ impl Command {
     }
 }
 
-/// Carries out `cmd`, printing `ok ...` or `error ...`.
-pub async fn execute(api: &CallApi, link: &watch::Receiver<LinkState>, cmd: Command) -> Outcome {
-    let report = |what: &str, result: Result<(), callapi_core::CallApiError>| match result {
-        Ok(()) => say(format!("ok {what}")),
-        Err(e) => say(format!("error {what}: {e}")),
-    };
-    match cmd {
-        Command::Call { user, call_type } => match api.call(&user, call_type).await {
-            Ok(id) => say(format!(
-                "ok call call={id} remote={user} type={}",
-                call_type_name(call_type)
-            )),
-            Err(e) => say(format!("error call: {e}")),
-        },
-        Command::Accept => report("accept", api.accept().await),
-        Command::Reject(reason) => report("reject", api.reject(reason).await),
-        Command::Cancel => report("cancel", api.cancel().await),
-        Command::Hangup(reason) => report("hangup", api.hangup(reason).await),
-        Command::Dtmf(digits) => report("dtmf", api.send_dtmf(&digits).await),
-        Command::Msg(text) => report("msg", api.send_message(text).await),
-        Command::Status => {
-            let mut line = format!(
-                "status state={:?} link={}",
-                api.state(),
-                link_name(&link.borrow())
-            );
-            if let Ok(Some(call)) = api.call_info().await {
-                line.push_str(&format!(
-                    " call={} remote={} type={} role={}",
-                    call.call_id,
-                    call.remote_user,
-                    call_type_name(call.call_type),
-                    if call.caller == *api.user_id() {
-                        "caller"
-                    } else {
-                        "callee"
-                    }
-                ));
-            }
-            say(line);
-        }
-        Command::Help => say(HELP),
-        Command::Quit => return Outcome::Quit,
-    }
-    Outcome::Continue
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
+    fn p(l: &str) -> Option<Command> {
+        Command::parse(l).unwrap()
+    }
+
+    fn names(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| (*s).to_owned()).collect()
+    }
+
     #[test]
     fn parses_every_command() {
-        let p = |l: &str| Command::parse(l).unwrap();
         assert_eq!(
             p("call bob"),
             Some(Command::Call {
@@ -189,17 +193,76 @@ mod tests {
             Some(Command::Msg("hello there".into()))
         );
         assert_eq!(p("status"), Some(Command::Status));
+        assert_eq!(p("help"), Some(Command::Help));
         assert_eq!(p("quit"), Some(Command::Quit));
         assert_eq!(p(""), None);
         assert_eq!(p("# a comment"), None);
     }
 
     #[test]
+    fn parses_group_commands() {
+        assert_eq!(
+            p("call bob carol"),
+            Some(Command::CallGroup {
+                users: names(&["bob", "carol"]),
+                call_type: CallType::Video
+            })
+        );
+        assert_eq!(
+            p("call bob carol dave Audio"),
+            Some(Command::CallGroup {
+                users: names(&["bob", "carol", "dave"]),
+                call_type: CallType::Audio
+            })
+        );
+        // The first word is a user even when it reads like a call type.
+        assert_eq!(
+            p("call audio"),
+            Some(Command::Call {
+                user: "audio".into(),
+                call_type: CallType::Video
+            })
+        );
+        assert_eq!(p("invite dave"), Some(Command::Invite(names(&["dave"]))));
+        assert_eq!(
+            p("invite dave erin"),
+            Some(Command::Invite(names(&["dave", "erin"])))
+        );
+        assert_eq!(p("leave"), Some(Command::Leave(None)));
+        assert_eq!(
+            p("leave see you"),
+            Some(Command::Leave(Some("see you".into())))
+        );
+        assert_eq!(p("end"), Some(Command::End(None)));
+        assert_eq!(
+            p("end that's all"),
+            Some(Command::End(Some("that's all".into())))
+        );
+        let id = CallId::from_random_bytes([3; 16]);
+        assert_eq!(p(&format!("join {id}")), Some(Command::Join(id)));
+        assert_eq!(p("members"), Some(Command::Members));
+    }
+
+    #[test]
     fn refuses_bad_lines() {
-        assert!(Command::parse("call").is_err());
-        assert!(Command::parse("call bob fax").is_err());
-        assert!(Command::parse("dtmf").is_err());
-        assert!(Command::parse("msg   ").is_err());
-        assert!(Command::parse("dance").is_err());
+        for bad in [
+            "call",
+            "call bob bob",
+            "call bob carol bob audio",
+            "invite",
+            "invite dave dave",
+            "join",
+            "join 42",
+            "join a b",
+            "dtmf",
+            "msg   ",
+            "dance",
+        ] {
+            assert!(Command::parse(bad).is_err(), "{bad:?} accepted");
+        }
+        assert_eq!(
+            Command::parse("call bob bob").unwrap_err(),
+            "call: usage: call <user> [<user>...] [audio|video]: bob is named twice"
+        );
     }
 }

@@ -1,44 +1,62 @@
-//! `softphone`: an interactive command-line phone for a running `callapi-signal-server`.
+//! `softphone`: an interactive command-line phone for a running `callapi-signal-server` or MQTT
+//! broker.
 //!
 //! ```text
 //! # terminal 1: the server (development secret in secret.txt)
 //! callapi-signal-server serve --listen 127.0.0.1:8765 --secret-file secret.txt
-//! # terminal 2 and 3
+//! # terminals 2, 3 and 4
 //! softphone --server ws://127.0.0.1:8765 --user alice --secret-file secret.txt
 //! softphone --server ws://127.0.0.1:8765 --user bob --secret-file secret.txt --auto-answer
+//! softphone --server ws://127.0.0.1:8765 --user carol --secret-file secret.txt
+//!
+//! # or over MQTT: Mosquitto with signal-mqtt/mosquitto/ and a password per user
+//! softphone --backend mqtt --broker mqtt://127.0.0.1:1883 --user alice --password-file alice.pw
 //! ```
 //!
-//! Commands (one per line on stdin, so it can be scripted through a pipe): `call <user>
-//! [audio|video]`, `accept`, `reject [reason]`, `cancel`, `hangup [reason]`, `dtmf <digits>`,
-//! `msg <text>`, `status`, `help`, `quit`. Every notification is printed as it arrives, one
-//! line each, in the format of `callapi_examples::describe` (`state Calling
-//! reason=RemoteVideoCall ...`, `dtmf from=alice digits=12#`, `link connected`, ...); command
-//! results print as `ok <command> ...` or `error <command>: <why>`.
+//! Commands (one per line on stdin, so it can be scripted through a pipe):
+//!
+//! * 1:1: `call <user> [audio|video]`, `accept`, `reject [reason]`, `cancel`,
+//!   `hangup [reason]`, `dtmf <digits>`, `msg <text>`;
+//! * group calls (`docs/PROTOCOL.md` §10): `call <user> <user>... [audio|video]` (two users or
+//!   more), `invite <user>...`, `leave [reason]` (the others stay), `end [reason]` (for
+//!   everyone), `join <call-id>` (back in after declining, missing or leaving), `members` (one
+//!   `members user=... state=... seq=...` line per record, then `ok members count=N
+//!   in_call=K`);
+//! * `status`, `help`, `quit`.
+//!
+//! Every notification is printed as it arrives, one line each, in the format of
+//! `callapi_examples::describe` (`state Calling reason=RemoteVideoCall ...`, `dtmf from=alice
+//! digits=12#`, `member user=carol from=Ringing to=Accepted device=c1 call=...`, `link
+//! connected`, ...); command results print as `ok <command> ...` or `error <command>: <why>`.
+//!
+//! Backends: `--backend ws` (the default; `--server`, with `--token` or for development the
+//! server's secret, `--secret-file`/`--secret`) or `--backend mqtt` (`--broker mqtt://host:port`,
+//! with the user's password in the broker's password file, `--password-file`/`--password`, or
+//! `--token` for a broker that checks tokens; user name = `--user`). Flags of the other backend
+//! are refused with a message saying what to use.
 //!
 //! The softphone carries signaling only (the core's `NoMedia`): a call is connected when it is
 //! accepted.
 
 mod args;
+mod backend;
 mod commands;
+mod execute;
 
 use std::io::Write;
 use std::process::ExitCode;
-use std::time::Duration;
 
-use callapi_core::call::{CallConfig, CallState, Notification, PrepareConfig, StateReason};
-use callapi_core::connection::schedule::RetrySchedule;
-use callapi_core::connection::{Credentials, Identity, SupervisorConfig, TokenError};
-use callapi_core::media::NoMedia;
+use callapi_core::call::{CallState, Notification, PrepareConfig, StateReason};
+use callapi_core::connection::Identity;
 use callapi_core::protocol::{DeviceId, UserId};
-use callapi_core::CallApi;
-use callapi_examples::{describe, dev_tokens};
-use callapi_signal_ws::client::WsTransport;
-use callapi_signal_ws::WsSignalClient;
+use callapi_examples::describe;
 use clap::Parser;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-use crate::args::{Args, Auth};
-use crate::commands::{Command, Outcome};
+use crate::args::Args;
+use crate::backend::Signaling;
+use crate::commands::Command;
+use crate::execute::Outcome;
 
 /// Prints one line and flushes (stdout may be a pipe).
 pub fn say(line: impl AsRef<str>) {
@@ -47,41 +65,16 @@ pub fn say(line: impl AsRef<str>) {
     let _ = out.flush();
 }
 
-fn credentials(args: &Args) -> Result<Credentials, String> {
-    match args.auth()? {
-        Auth::Token(token) => Ok(Credentials::token(move || {
-            let t = token.clone();
-            async move { Ok::<_, TokenError>(t) }
-        })),
-        Auth::Secret(secret) => dev_tokens(secret, &args.user, Duration::from_secs(3600))
-            .map(Credentials::token)
-            .map_err(|e| e.to_string()),
-    }
-}
-
-async fn run(args: Args) -> Result<(), String> {
+async fn run(args: Args, signaling: Signaling) -> Result<(), String> {
     let user = UserId::new(&args.user).map_err(|e| format!("--user: {e}"))?;
     let device = DeviceId::new(&args.device).map_err(|e| format!("--device: {e}"))?;
-    let transport = WsTransport::new(&args.server).map_err(|e| format!("--server: {e}"))?;
-    let identity = Identity {
-        user: user.clone(),
-        device: device.clone(),
-    };
-    // A person starts one softphone: no fleet to spread out, so connect without the start-up
-    // jitter (reconnects keep theirs).
-    let signal = WsSignalClient::start(
-        transport,
-        SupervisorConfig::new(identity, credentials(&args)?)
-            .with_schedule(RetrySchedule::immediate_first_attempt()),
-    );
-    let link = signal.link_state();
-    let api = CallApi::new(CallConfig::new(user, device), signal, NoMedia);
+    let (api, link) = signaling.connect(Identity { user, device })?;
     let mut events = api.subscribe();
     say(format!(
-        "ready user={} device={} server={}{}",
+        "ready user={} device={} {}{}",
         args.user,
         args.device,
-        args.server,
+        signaling.describe(),
         if args.auto_answer { " auto-answer" } else { "" }
     ));
 
@@ -139,7 +132,7 @@ async fn run(args: Args) -> Result<(), String> {
         match Command::parse(&line) {
             Ok(None) => {}
             Ok(Some(cmd)) => {
-                if commands::execute(&api, &link, cmd).await == Outcome::Quit {
+                if execute::execute(&api, &link, cmd).await == Outcome::Quit {
                     break;
                 }
             }
@@ -162,7 +155,15 @@ async fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .init();
-    match run(args).await {
+    // Flags that do not fit together are a usage error, like those clap finds (exit 2).
+    let signaling = match args.signaling() {
+        Ok(signaling) => signaling,
+        Err(e) => {
+            eprintln!("softphone: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(args, signaling).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("softphone: {e}");
