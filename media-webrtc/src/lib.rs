@@ -8,7 +8,7 @@
 //!   receives) remote video before accept; remote audio reaches the app only from `Connected`
 //!   on. Audio-only calls carry no video track at all.
 //! * **First frame.** A video call's first remote frame is a complete VP8 keyframe assembled
-//!   from RTP (the sample builder with the VP8 depacketizer); a keyframe is requested (RTCP PLI)
+//!   from RTP (released at its last packet, the marker bit); a keyframe is requested (RTCP PLI)
 //!   as soon as the remote video track opens. For audio, the first Opus packet.
 //! * **Sources and sinks.** A [`MediaSource`] yields encoded samples; the default is the
 //!   embedded looping [`TestClip`] (VP8 320x240 + Opus tone), so nothing needs a camera.

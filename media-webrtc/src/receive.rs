@@ -1,17 +1,18 @@
-//! Receiving: one task per remote track turns RTP into complete frames (video: the sample
-//! builder with the VP8 depacketizer, from the first keyframe on) and releases them to the
+//! Receiving: one task per remote track turns RTP into complete frames (video: VP8 frames
+//! assembled at their marker packet, from the first keyframe on) and releases them to the
 //! subscribers as the plan allows.
+
+mod assembler;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use callapi_core::media::MediaKind;
-use rtc::media::io::sample_builder::SampleBuilder;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
-use rtc::rtp::codec::vp8::Vp8Packet;
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 
+use self::assembler::FrameAssembler;
 use crate::clip::{is_vp8_keyframe, opus_packet_duration};
 use crate::context::CallCtx;
 use crate::counters::add;
@@ -20,9 +21,10 @@ use crate::source::Codec;
 
 /// How often keyframe requests repeat while no keyframe has arrived.
 const PLI_INTERVAL: Duration = Duration::from_millis(500);
-/// Packets the sample builder waits for a missing one (reordering window).
+/// Newer packets after which a missing one is given up (reordering window).
 const MAX_LATE_PACKETS: u16 = 128;
-/// How long the sample builder waits for a missing packet.
+/// How long a complete frame waits behind a missing packet (a NACK retransmission) before
+/// the packet is given up.
 const MAX_LATE_TIME: Duration = Duration::from_millis(300);
 
 pub(crate) async fn run(ctx: Arc<CallCtx>, track: Arc<dyn TrackRemote>) {
@@ -33,10 +35,8 @@ pub(crate) async fn run(ctx: Arc<CallCtx>, track: Arc<dyn TrackRemote>) {
     tracing::debug!(call_id = %ctx.call_id, ?kind, "remote track opened");
     let mut receiver = Receiver {
         kind,
-        builder: (kind == MediaKind::Video).then(|| {
-            SampleBuilder::new(MAX_LATE_PACKETS, Vp8Packet::default(), 90_000)
-                .with_max_time_delay(MAX_LATE_TIME)
-        }),
+        assembler: (kind == MediaKind::Video)
+            .then(|| FrameAssembler::new(MAX_LATE_PACKETS, MAX_LATE_TIME)),
         seen_keyframe: false,
         last_pli: None,
         media_ssrc: track.ssrcs().await.first().copied(),
@@ -58,7 +58,7 @@ pub(crate) async fn run(ctx: Arc<CallCtx>, track: Arc<dyn TrackRemote>) {
 
 struct Receiver {
     kind: MediaKind,
-    builder: Option<SampleBuilder<Vp8Packet>>,
+    assembler: Option<FrameAssembler>,
     seen_keyframe: bool,
     last_pli: Option<Instant>,
     media_ssrc: Option<u32>,
@@ -104,7 +104,7 @@ impl Receiver {
                 self.request_keyframe(ctx, track).await;
             }
         }
-        let Some(builder) = &mut self.builder else {
+        let Some(assembler) = &mut self.assembler else {
             // Audio: every Opus packet is a frame.
             if packet.payload.is_empty() {
                 return;
@@ -121,13 +121,13 @@ impl Receiver {
             return;
         };
         let now = Instant::now();
-        builder.push(now, packet);
+        assembler.push(now, packet);
         let mut frames = Vec::new();
-        while let Some((sample, ts)) = builder.pop_with_timestamp(now) {
-            frames.push((sample, ts));
+        while let Some(frame) = assembler.pop(now) {
+            frames.push(frame);
         }
-        for (sample, rtp_timestamp) in frames {
-            let keyframe = is_vp8_keyframe(&sample.data);
+        for frame in frames {
+            let keyframe = is_vp8_keyframe(&frame.data);
             if !self.seen_keyframe {
                 if !keyframe {
                     // Undecodable without a keyframe: ask for one (rate-limited) and skip it.
@@ -135,16 +135,20 @@ impl Receiver {
                     continue;
                 }
                 self.seen_keyframe = true;
+            } else if frame.after_loss && !keyframe {
+                // Frames were lost before this one: the decoder needs a keyframe to recover.
+                tracing::debug!(call_id = %ctx.call_id, "video packets lost");
+                self.request_keyframe(ctx, track).await;
             }
-            let frame = RemoteSample {
+            let sample = RemoteSample {
                 call_id: ctx.call_id,
                 codec: Codec::Vp8,
-                data: sample.data,
-                duration: sample.duration,
+                data: frame.data,
+                duration: frame.interval,
                 keyframe,
-                rtp_timestamp,
+                rtp_timestamp: frame.rtp_timestamp,
             };
-            deliver(ctx, frame, ctx.plan().subscribe_video);
+            deliver(ctx, sample, ctx.plan().subscribe_video);
         }
     }
 }

@@ -20,7 +20,9 @@ pub struct RemoteSample {
     pub codec: Codec,
     /// The encoded bytes (VP8 frame, Opus packet), ready for a decoder.
     pub data: Bytes,
-    /// How long it plays (from RTP timestamps; zero when unknown).
+    /// How long it plays: audio, from the Opus packet's TOC byte; video, the interval since the
+    /// previous frame's RTP timestamp (a frame is released at its last packet, before the next
+    /// frame's timestamp is known), zero for the first frame.
     pub duration: Duration,
     /// Whether it decodes on its own (a video keyframe; every audio packet).
     pub keyframe: bool,
