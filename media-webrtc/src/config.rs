@@ -122,6 +122,11 @@ pub struct WebRtcConfig {
     /// Capacity of each sample subscriber's queue; a subscriber that falls this far behind loses
     /// samples (counted in [`MediaCounters::samples_dropped`](crate::MediaCounters)).
     pub sample_queue: usize,
+    /// Group calls: the most members (this device included) a video call's mesh connects;
+    /// beyond it `add_peer` fails with `MediaError::VideoMemberCap` (4: one encoder's output
+    /// sent to every peer, each connection a full stream, holds up to about four members).
+    /// Audio-only group calls have no cap.
+    pub max_video_members: usize,
 }
 
 impl Default for WebRtcConfig {
@@ -142,6 +147,7 @@ impl Default for WebRtcConfig {
             ice_failed_timeout: Duration::from_secs(10),
             request_keyframe_on_open: true,
             sample_queue: 256,
+            max_video_members: 4,
         }
     }
 }
@@ -155,6 +161,12 @@ impl WebRtcConfig {
             include_loopback_candidates: true,
             ..Self::default()
         }
+    }
+
+    /// Sets the video member cap of group calls ([`WebRtcConfig::max_video_members`]).
+    pub fn with_max_video_members(mut self, members: usize) -> Self {
+        self.max_video_members = members;
+        self
     }
 
     /// Sets the media timeout ([`WebRtcConfig::connect_timeout`]).

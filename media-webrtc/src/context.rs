@@ -4,7 +4,7 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use callapi_core::media::{MediaEvent, MediaKind, MediaPlan};
+use callapi_core::media::{MediaEvent, MediaKind, MediaPeer, MediaPlan};
 use callapi_core::protocol::CallId;
 use tokio::sync::{mpsc, watch};
 use tokio::task::AbortHandle;
@@ -29,6 +29,8 @@ pub(crate) struct Shared {
 /// connection, so nothing here keeps a closed connection alive.
 pub(crate) struct CallCtx {
     pub(crate) call_id: CallId,
+    /// In a group call: the member's device this connection is with (events are `Peer*`).
+    pub(crate) peer: Option<MediaPeer>,
     pub(crate) video_call: bool,
     pub(crate) shared: Arc<Shared>,
     pub(crate) plan: Mutex<MediaPlan>,
@@ -96,14 +98,65 @@ impl CallCtx {
         }
     }
 
-    /// The first local sample of `kind` went out; reports it once for the call's main kind.
+    /// Negotiation data for the peer.
+    pub(crate) fn signal(&self, payload: serde_json::Value) {
+        let call_id = self.call_id;
+        self.emit(match &self.peer {
+            Some(peer) => MediaEvent::PeerSignal {
+                call_id,
+                peer: peer.clone(),
+                payload,
+            },
+            None => MediaEvent::Signal { call_id, payload },
+        });
+    }
+
+    /// The connection is up: the remote side's media is present.
+    pub(crate) fn remote_joined(&self) {
+        let call_id = self.call_id;
+        self.emit(match &self.peer {
+            Some(peer) => MediaEvent::PeerJoined {
+                call_id,
+                peer: peer.clone(),
+            },
+            None => MediaEvent::RemoteJoined { call_id },
+        });
+    }
+
+    /// The remote side closed.
+    pub(crate) fn remote_left(&self) {
+        let call_id = self.call_id;
+        self.emit(match &self.peer {
+            Some(peer) => MediaEvent::PeerLeft {
+                call_id,
+                peer: peer.clone(),
+            },
+            None => MediaEvent::RemoteLeft { call_id },
+        });
+    }
+
+    /// The connection failed: in 1:1 the call's media, in a group call this peer's.
+    pub(crate) fn failed(&self, message: String) {
+        let call_id = self.call_id;
+        self.emit(match &self.peer {
+            Some(peer) => MediaEvent::PeerFailed {
+                call_id,
+                peer: peer.clone(),
+                message,
+            },
+            None => MediaEvent::Failed { call_id, message },
+        });
+    }
+
+    /// The first local sample of `kind` went out; reports it once for the call's main kind
+    /// (in a group call the engine reports it for the call, not per peer).
     pub(crate) fn local_published(&self, kind: MediaKind) {
         let main = if self.video_call {
             MediaKind::Video
         } else {
             MediaKind::Audio
         };
-        if kind == main && !self.first_local.swap(true, Ordering::AcqRel) {
+        if kind == main && !self.first_local.swap(true, Ordering::AcqRel) && self.peer.is_none() {
             self.emit(MediaEvent::FirstLocalFramePublished {
                 call_id: self.call_id,
             });
@@ -117,10 +170,15 @@ impl CallCtx {
             _ => &self.first_remote_audio,
         };
         if !flag.swap(true, Ordering::AcqRel) {
-            tracing::debug!(call_id = %self.call_id, ?kind, "first remote frame");
-            self.emit(MediaEvent::FirstRemoteFrame {
-                call_id: self.call_id,
-                kind,
+            tracing::debug!(call_id = %self.call_id, peer = ?self.peer, ?kind, "first remote frame");
+            let call_id = self.call_id;
+            self.emit(match &self.peer {
+                Some(peer) => MediaEvent::PeerFirstFrame {
+                    call_id,
+                    peer: peer.clone(),
+                    kind,
+                },
+                None => MediaEvent::FirstRemoteFrame { call_id, kind },
             });
         }
     }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use callapi_core::media::{
-    JoinRequest, MediaEngine, MediaError, MediaEvent, MediaPlan, MediaStats,
+    JoinRequest, MediaEngine, MediaError, MediaEvent, MediaPeer, MediaPlan, MediaStats,
 };
 use callapi_core::protocol::CallId;
 use serde_json::Value;
@@ -17,13 +17,15 @@ use crate::config::WebRtcConfig;
 use crate::context::Shared;
 use crate::counters::MediaCounters;
 use crate::error::WebRtcError;
+use crate::mesh::GroupMedia;
 use crate::payload::Payload;
 use crate::session::{Join, Session};
 use crate::sink::SampleReceiver;
 use crate::source::MediaSource;
 
-/// WebRTC media for `CallApi`: one peer connection per call, negotiated through `media`
-/// envelopes on whatever signaling the app uses.
+/// WebRTC media for `CallApi`: one peer connection per call (in a group call, one per other
+/// member's device: a full mesh), negotiated through `media` envelopes on whatever signaling
+/// the app uses.
 ///
 /// Take a [`WebRtcHandle`] with [`WebRtcMedia::handle`] before moving the engine into
 /// `CallApi::new`: it receives the remote samples and reads the counters.
@@ -31,6 +33,7 @@ pub struct WebRtcMedia {
     shared: Arc<Shared>,
     events: mpsc::UnboundedReceiver<MediaEvent>,
     sessions: HashMap<CallId, Session>,
+    groups: HashMap<CallId, GroupMedia>,
 }
 
 impl std::fmt::Debug for WebRtcMedia {
@@ -38,6 +41,7 @@ impl std::fmt::Debug for WebRtcMedia {
         f.debug_struct("WebRtcMedia")
             .field("config", &self.shared.config)
             .field("calls", &self.sessions.len())
+            .field("group_calls", &self.groups.len())
             .finish_non_exhaustive()
     }
 }
@@ -63,6 +67,7 @@ impl WebRtcMedia {
             }),
             events,
             sessions: HashMap::new(),
+            groups: HashMap::new(),
         }
     }
 
@@ -131,8 +136,23 @@ impl MediaEngine for WebRtcMedia {
         if let Some(old) = self.sessions.remove(&request.call_id) {
             old.close().await; // a restart with another device of the callee
         }
+        if let Some(old) = self.groups.remove(&request.call_id) {
+            old.close().await;
+        }
+        if request.group {
+            let group = GroupMedia::join(
+                &self.shared,
+                request.call_id,
+                request.call_type,
+                request.plan,
+            );
+            tracing::debug!(call_id = %request.call_id, "group media joined");
+            self.groups.insert(request.call_id, group);
+            return Ok(());
+        }
         let join = Join {
             call_id: request.call_id,
+            peer: None,
             role: request.role,
             call_type: request.call_type,
             plan: request.plan,
@@ -146,6 +166,10 @@ impl MediaEngine for WebRtcMedia {
     }
 
     async fn update_plan(&mut self, call_id: CallId, plan: MediaPlan) -> Result<(), MediaError> {
+        if let Some(group) = self.groups.get_mut(&call_id) {
+            group.update_plan(plan);
+            return Ok(());
+        }
         let session = self
             .sessions
             .get(&call_id)
@@ -174,14 +198,54 @@ impl MediaEngine for WebRtcMedia {
             session.close().await;
             tracing::debug!(%call_id, "media left");
         }
+        if let Some(group) = self.groups.remove(&call_id) {
+            group.close().await;
+            tracing::debug!(%call_id, "group media left");
+        }
+    }
+
+    async fn add_peer(
+        &mut self,
+        call_id: CallId,
+        peer: MediaPeer,
+        offerer: bool,
+    ) -> Result<(), MediaError> {
+        let group = self
+            .groups
+            .get_mut(&call_id)
+            .ok_or(MediaError::UnknownCall(call_id))?;
+        group.add_peer(&self.shared, peer, offerer).await
+    }
+
+    async fn remove_peer(&mut self, call_id: CallId, peer: MediaPeer) {
+        if let Some(group) = self.groups.get_mut(&call_id) {
+            group.remove_peer(&peer).await;
+        }
+    }
+
+    async fn peer_signal(
+        &mut self,
+        call_id: CallId,
+        peer: MediaPeer,
+        payload: Value,
+    ) -> Result<(), MediaError> {
+        let group = self
+            .groups
+            .get_mut(&call_id)
+            .ok_or(MediaError::UnknownCall(call_id))?;
+        group.signal(&peer, payload).await
     }
 
     async fn stats(&mut self, call_id: CallId) -> Result<(), MediaError> {
-        let session = self
-            .sessions
-            .get_mut(&call_id)
-            .ok_or(MediaError::UnknownCall(call_id))?;
-        let stats: MediaStats = session.stats().await;
+        let stats: MediaStats = if let Some(group) = self.groups.get_mut(&call_id) {
+            group.stats().await
+        } else {
+            let session = self
+                .sessions
+                .get_mut(&call_id)
+                .ok_or(MediaError::UnknownCall(call_id))?;
+            session.stats().await
+        };
         let _ = self
             .shared
             .events

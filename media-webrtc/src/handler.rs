@@ -4,7 +4,6 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use callapi_core::media::MediaEvent;
 use webrtc::media_stream::track_remote::TrackRemote;
 use webrtc::peer_connection::{
     PeerConnectionEventHandler, RTCPeerConnectionIceEvent, RTCPeerConnectionState,
@@ -41,10 +40,7 @@ impl PeerConnectionEventHandler for Handler {
     async fn on_ice_candidate(&self, event: RTCPeerConnectionIceEvent) {
         match event.candidate.to_json() {
             Ok(init) => match Payload::Candidate(init).to_value() {
-                Ok(payload) => self.ctx.emit(MediaEvent::Signal {
-                    call_id: self.ctx.call_id,
-                    payload,
-                }),
+                Ok(payload) => self.ctx.signal(payload),
                 Err(err) => tracing::warn!(%err, "cannot encode a local ICE candidate"),
             },
             Err(err) => tracing::warn!(%err, "cannot encode a local ICE candidate"),
@@ -53,26 +49,21 @@ impl PeerConnectionEventHandler for Handler {
 
     async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
         let ctx = &self.ctx;
-        tracing::debug!(call_id = %ctx.call_id, %state, "peer connection state");
+        tracing::debug!(call_id = %ctx.call_id, peer = ?ctx.peer, %state, "peer connection state");
         match state {
             RTCPeerConnectionState::Connected => {
                 ctx.connected.send_replace(true);
                 if !ctx.remote_joined.swap(true, Ordering::AcqRel) {
-                    ctx.emit(MediaEvent::RemoteJoined {
-                        call_id: ctx.call_id,
-                    });
+                    ctx.remote_joined();
                 }
             }
-            RTCPeerConnectionState::Failed => ctx.emit(MediaEvent::Failed {
-                call_id: ctx.call_id,
-                message: "the peer connection failed (ICE or DTLS)".into(),
-            }),
+            RTCPeerConnectionState::Failed => {
+                ctx.failed("the peer connection failed (ICE or DTLS)".into())
+            }
             RTCPeerConnectionState::Disconnected | RTCPeerConnectionState::Closed
                 if ctx.remote_joined.swap(false, Ordering::AcqRel) =>
             {
-                ctx.emit(MediaEvent::RemoteLeft {
-                    call_id: ctx.call_id,
-                });
+                ctx.remote_left();
             }
             _ => {}
         }

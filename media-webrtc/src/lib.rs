@@ -50,6 +50,7 @@ mod engine;
 mod error;
 mod handler;
 mod keyframe;
+mod mesh;
 mod payload;
 mod receive;
 mod send;

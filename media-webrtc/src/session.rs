@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use callapi_core::media::{MediaEvent, MediaKind, MediaPlan, MediaRole};
+use callapi_core::media::{MediaEvent, MediaKind, MediaPeer, MediaPlan, MediaRole};
 use callapi_core::protocol::{CallId, CallType};
 use rtc::ice::mdns::MulticastDnsMode;
 use rtc::interceptor::Slot;
@@ -70,9 +70,10 @@ async fn op<T>(
     }
 }
 
-fn ssrc_for(call_id: CallId, kind: MediaKind) -> u32 {
+fn ssrc_for(call_id: CallId, peer: Option<&MediaPeer>, kind: MediaKind) -> u32 {
     let mut h = DefaultHasher::new();
     call_id.to_string().hash(&mut h);
+    peer.hash(&mut h);
     kind.hash(&mut h);
     std::process::id().hash(&mut h);
     Instant::now().hash(&mut h);
@@ -113,6 +114,8 @@ fn audio_codec(config: &WebRtcConfig) -> RTCRtpCodecParameters {
 /// What a new session needs.
 pub(crate) struct Join {
     pub call_id: CallId,
+    /// In a group call: the member's device this connection is with.
+    pub peer: Option<MediaPeer>,
     pub role: MediaRole,
     pub call_type: CallType,
     pub plan: MediaPlan,
@@ -130,6 +133,7 @@ impl Session {
         let (connected, _) = watch::channel(false);
         let ctx = Arc::new(CallCtx {
             call_id: join.call_id,
+            peer: join.peer.clone(),
             video_call,
             shared: shared.clone(),
             plan: Mutex::new(join.plan),
@@ -210,9 +214,12 @@ impl Session {
             session.close().await;
             return Err(err);
         }
-        ctx.emit(MediaEvent::LocalJoined {
-            call_id: ctx.call_id,
-        });
+        if ctx.peer.is_none() {
+            // A group call's engine reports it once for the call.
+            ctx.emit(MediaEvent::LocalJoined {
+                call_id: ctx.call_id,
+            });
+        }
         if session.role == MediaRole::Caller {
             if let Err(err) = session.offer().await {
                 session.close().await;
@@ -243,7 +250,7 @@ impl Session {
             };
             // Track ids must differ from the peer's: the connection routes RTCP (a keyframe
             // request) by track id, local and remote alike.
-            let ssrc = ssrc_for(self.ctx.call_id, kind);
+            let ssrc = ssrc_for(self.ctx.call_id, self.ctx.peer.as_ref(), kind);
             let track = Arc::new(TrackLocalStaticSample::new(
                 Instant::now(),
                 MediaStreamTrack::new(
@@ -295,10 +302,7 @@ impl Session {
     }
 
     fn signal(&self, payload: Payload) -> Result<(), WebRtcError> {
-        self.ctx.emit(MediaEvent::Signal {
-            call_id: self.ctx.call_id,
-            payload: payload.to_value()?,
-        });
+        self.ctx.signal(payload.to_value()?);
         Ok(())
     }
 
@@ -363,10 +367,7 @@ impl Session {
         self.ctx.spawn(async move {
             let ok = tokio::time::timeout(limit, connected.wait_for(|c| *c)).await;
             if !matches!(ok, Ok(Ok(_))) {
-                ctx.emit(MediaEvent::Failed {
-                    call_id: ctx.call_id,
-                    message: format!("ICE/DTLS did not connect within {limit:?}"),
-                });
+                ctx.failed(format!("ICE/DTLS did not connect within {limit:?}"));
             }
         });
     }

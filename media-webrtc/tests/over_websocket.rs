@@ -4,36 +4,10 @@
 
 mod common;
 
-use std::time::Duration;
 
-use callapi_core::connection::schedule::RetrySchedule;
-use callapi_core::connection::{Credentials, Identity, Supervisor, SupervisorConfig, TokenError};
 use callapi_media_webrtc::WebRtcConfig;
-use callapi_signal_ws::auth::{Claims, TokenAuthority};
-use callapi_signal_ws::client::{WsSignalClient, WsTransport};
 use callapi_signal_ws::server::{ServerConfig, SignalServer};
 use common::*;
-
-const SECRET: &[u8] = b"media-webrtc-test-secret-0123456";
-
-/// A supervised signaling client for `u`/`d` that connects at once (no start-up jitter).
-fn signal(url: &str, u: &str, d: &str) -> Supervisor<WsTransport> {
-    let name = u.to_owned();
-    let credentials = Credentials::token(move || {
-        let t = TokenAuthority::new(SECRET)
-            .and_then(|a| a.mint(&Claims::new(name.clone(), Duration::from_secs(3600))));
-        async move { t.map_err(|e| TokenError(e.to_string())) }
-    });
-    let identity = Identity {
-        user: user(u),
-        device: device(d),
-    };
-    WsSignalClient::start(
-        WsTransport::new(url).unwrap(),
-        SupervisorConfig::new(identity, credentials)
-            .with_schedule(RetrySchedule::immediate_first_attempt()),
-    )
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn video_call_over_websocket_connects_on_keyframes_and_frees_its_peer_connections() {
@@ -48,13 +22,13 @@ async fn video_call_over_websocket_connects_on_keyframes_and_frees_its_peer_conn
     let mut alice = Peer::start(
         "alice",
         "a1",
-        signal(&url, "alice", "a1"),
+        ws_signal(&url, "alice", "a1"),
         WebRtcConfig::loopback(),
     );
     let mut bob = Peer::start(
         "bob",
         "b1",
-        signal(&url, "bob", "b1"),
+        ws_signal(&url, "bob", "b1"),
         WebRtcConfig::loopback(),
     );
     for p in [&mut alice, &mut bob] {

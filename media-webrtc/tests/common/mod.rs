@@ -7,14 +7,42 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use callapi_core::call::{
-    CallConfig, CallEvent, CallState, Notification, PrepareConfig, StateChange, StateReason,
+    CallConfig, CallEvent, CallState, Notification, PeerMediaEvent, PrepareConfig, StateChange,
+    StateReason,
 };
+use callapi_core::connection::schedule::RetrySchedule;
+use callapi_core::connection::{Credentials, Identity, Supervisor, SupervisorConfig, TokenError};
 use callapi_core::protocol::{Body, DeviceId, Envelope, UserId};
 use callapi_core::signal::{SignalClient, SignalError, SignalEvent};
 use callapi_core::{CallApi, NotificationStream};
 use callapi_media_webrtc::{WebRtcConfig, WebRtcHandle, WebRtcMedia};
 use callapi_signal_mock::next_matching;
+use callapi_signal_ws::auth::{Claims, TokenAuthority};
+use callapi_signal_ws::client::{WsSignalClient, WsTransport};
 use serde_json::Value;
+
+/// The signing secret of the test servers' tokens.
+pub const SECRET: &[u8] = b"media-webrtc-test-secret-0123456";
+
+/// A supervised WebSocket signaling client for `u`/`d` of the server at `url`, with a token
+/// signed by [`SECRET`], that connects at once (no start-up jitter).
+pub fn ws_signal(url: &str, u: &str, d: &str) -> Supervisor<WsTransport> {
+    let name = u.to_owned();
+    let credentials = Credentials::token(move || {
+        let t = TokenAuthority::new(SECRET)
+            .and_then(|a| a.mint(&Claims::new(name.clone(), Duration::from_secs(3600))));
+        async move { t.map_err(|e| TokenError(e.to_string())) }
+    });
+    let identity = Identity {
+        user: user(u),
+        device: device(d),
+    };
+    WsSignalClient::start(
+        WsTransport::new(url).unwrap(),
+        SupervisorConfig::new(identity, credentials)
+            .with_schedule(RetrySchedule::immediate_first_attempt()),
+    )
+}
 
 /// Longest wait for anything expected.
 pub const WAIT: Duration = Duration::from_secs(10);
@@ -177,6 +205,20 @@ impl Peer {
             |n| matches!(n, Notification::Event(e) if e.event == event),
         )
         .await;
+    }
+
+    /// Waits for a group call's media event about `from`'s device (or finds it among those
+    /// seen so far).
+    pub async fn wait_peer(&mut self, from: &str, event: PeerMediaEvent) {
+        let seen = |n: &Notification| {
+            matches!(n, Notification::PeerMedia { peer, event: e, .. }
+                if peer.user.as_str() == from && *e == event)
+        };
+        if self.log.iter().any(seen) {
+            return;
+        }
+        let what = format!("{event:?} from {from}");
+        self.wait_for(&what, seen).await;
     }
 
     /// Whether `event` was seen so far.
