@@ -1,6 +1,7 @@
 //! What a call's tasks and its peer connection's event handler share: [`CallCtx`], and what
 //! every call of an engine shares: [`Shared`].
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -10,7 +11,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::AbortHandle;
 
 use crate::config::WebRtcConfig;
-use crate::counters::Counters;
+use crate::counters::{add, Counters, Stat};
 use crate::sink::Subscribers;
 use crate::source::MediaSource;
 
@@ -23,6 +24,21 @@ pub(crate) struct Shared {
     pub(crate) live: watch::Sender<usize>,
     pub(crate) source: Arc<dyn MediaSource>,
     pub(crate) config: WebRtcConfig,
+    /// Group calls: the counters of the connections with each member's device, kept after
+    /// they close (for summaries).
+    pub(crate) peer_counters: Mutex<BTreeMap<MediaPeer, Arc<Counters>>>,
+}
+
+impl Shared {
+    /// The counters of the connections with `peer`, created on first use.
+    pub(crate) fn counters_of(&self, peer: &MediaPeer) -> Arc<Counters> {
+        self.peer_counters
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(peer.clone())
+            .or_default()
+            .clone()
+    }
 }
 
 /// The state of one call that the handler and the tasks share. It never holds the peer
@@ -31,6 +47,8 @@ pub(crate) struct CallCtx {
     pub(crate) call_id: CallId,
     /// In a group call: the member's device this connection is with (events are `Peer*`).
     pub(crate) peer: Option<MediaPeer>,
+    /// In a group call: the counters of this peer (besides the engine's totals).
+    pub(crate) peer_counters: Option<Arc<Counters>>,
     pub(crate) video_call: bool,
     pub(crate) shared: Arc<Shared>,
     pub(crate) plan: Mutex<MediaPlan>,
@@ -95,6 +113,14 @@ impl CallCtx {
         );
         for t in tasks {
             t.abort();
+        }
+    }
+
+    /// Adds `n` to a counter of `kind`: the engine's total and, in a group call, the peer's.
+    pub(crate) fn count(&self, kind: MediaKind, stat: Stat, n: u64) {
+        add(self.shared.counters.kind(kind).get(stat), n);
+        if let Some(peer) = &self.peer_counters {
+            add(peer.kind(kind).get(stat), n);
         }
     }
 

@@ -21,7 +21,9 @@ pub struct KindCounters {
     pub frames_delivered: u64,
 }
 
-/// A snapshot of an engine's counters, over all its calls.
+/// A snapshot of an engine's counters, over all its calls (or, from
+/// [`WebRtcHandle::counters_by_peer`](crate::WebRtcHandle::counters_by_peer), of its
+/// connections with one member's device in group calls).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct MediaCounters {
     /// Audio totals.
@@ -46,7 +48,29 @@ pub(crate) struct KindAtomics {
     pub frames_delivered: AtomicU64,
 }
 
+/// One of the per-kind counters.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Stat {
+    SamplesSent,
+    BytesSent,
+    PacketsReceived,
+    BytesReceived,
+    FramesReceived,
+    FramesDelivered,
+}
+
 impl KindAtomics {
+    pub(crate) fn get(&self, stat: Stat) -> &AtomicU64 {
+        match stat {
+            Stat::SamplesSent => &self.samples_sent,
+            Stat::BytesSent => &self.bytes_sent,
+            Stat::PacketsReceived => &self.packets_received,
+            Stat::BytesReceived => &self.bytes_received,
+            Stat::FramesReceived => &self.frames_received,
+            Stat::FramesDelivered => &self.frames_delivered,
+        }
+    }
+
     fn snapshot(&self) -> KindCounters {
         KindCounters {
             samples_sent: self.samples_sent.load(Ordering::Relaxed),

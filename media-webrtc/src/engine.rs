@@ -64,6 +64,7 @@ impl WebRtcMedia {
                 live,
                 source,
                 config,
+                peer_counters: Default::default(),
             }),
             events,
             sessions: HashMap::new(),
@@ -106,6 +107,19 @@ impl WebRtcHandle {
     /// What was sent and received so far, over all calls.
     pub fn counters(&self) -> MediaCounters {
         self.shared.counters.snapshot()
+    }
+
+    /// Group calls: what was sent to and received from each member's device, over all the
+    /// connections with it so far (they stay listed after they close, so a summary at the end
+    /// of a call sees everyone who was in it).
+    pub fn counters_by_peer(&self) -> std::collections::BTreeMap<MediaPeer, MediaCounters> {
+        self.shared
+            .peer_counters
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .map(|(peer, c)| (peer.clone(), c.snapshot()))
+            .collect()
     }
 
     /// Peer connections not yet freed (a closed connection whose memory, sockets and tasks are

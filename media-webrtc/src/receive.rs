@@ -15,7 +15,7 @@ use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use self::assembler::FrameAssembler;
 use crate::clip::{is_vp8_keyframe, opus_packet_duration};
 use crate::context::CallCtx;
-use crate::counters::add;
+use crate::counters::{add, Stat};
 use crate::sink::RemoteSample;
 use crate::source::Codec;
 
@@ -93,10 +93,9 @@ impl Receiver {
         track: &dyn TrackRemote,
         packet: rtc::rtp::Packet,
     ) {
-        let counters = ctx.shared.counters.kind(self.kind);
         let len = packet.payload.len() as u64;
-        add(&counters.packets_received, 1);
-        add(&counters.bytes_received, len);
+        ctx.count(self.kind, Stat::PacketsReceived, 1);
+        ctx.count(self.kind, Stat::BytesReceived, len);
         add(&ctx.bytes_received, len);
         if self.media_ssrc.is_none() {
             self.media_ssrc = Some(packet.header.ssrc);
@@ -111,6 +110,7 @@ impl Receiver {
             }
             let sample = RemoteSample {
                 call_id: ctx.call_id,
+                from: ctx.peer.clone(),
                 codec: Codec::Opus,
                 duration: opus_packet_duration(&packet.payload).unwrap_or_default(),
                 rtp_timestamp: packet.header.timestamp,
@@ -142,6 +142,7 @@ impl Receiver {
             }
             let sample = RemoteSample {
                 call_id: ctx.call_id,
+                from: ctx.peer.clone(),
                 codec: Codec::Vp8,
                 data: frame.data,
                 duration: frame.interval,
@@ -157,11 +158,10 @@ impl Receiver {
 /// when the plan plays it.
 fn deliver(ctx: &CallCtx, sample: RemoteSample, play: bool) {
     let kind = sample.kind();
-    let counters = ctx.shared.counters.kind(kind);
-    add(&counters.frames_received, 1);
+    ctx.count(kind, Stat::FramesReceived, 1);
     ctx.remote_frame(kind);
     if play {
-        add(&counters.frames_delivered, 1);
+        ctx.count(kind, Stat::FramesDelivered, 1);
         let dropped = ctx.shared.subscribers.publish(&sample);
         add(&ctx.shared.counters.samples_dropped, dropped);
     }

@@ -11,7 +11,7 @@ use webrtc::media_stream::Track;
 use webrtc::rtp_transceiver::RtpSender;
 
 use crate::context::CallCtx;
-use crate::counters::add;
+use crate::counters::{add, Stat};
 use crate::keyframe::is_keyframe_request;
 use crate::source::SampleStream;
 
@@ -45,7 +45,6 @@ pub(crate) async fn run(
         tracing::warn!(call_id = %ctx.call_id, ?kind, "local track has no SSRC");
         return;
     };
-    let counters = ctx.shared.counters.kind(kind);
     let mut next = tokio::time::Instant::now();
     let mut feedback_open = true;
     loop {
@@ -94,8 +93,8 @@ pub(crate) async fn run(
             .await
         {
             Ok(()) => {
-                add(&counters.samples_sent, 1);
-                add(&counters.bytes_sent, len);
+                ctx.count(kind, Stat::SamplesSent, 1);
+                ctx.count(kind, Stat::BytesSent, len);
                 add(&ctx.bytes_sent, len);
                 ctx.local_published(kind);
             }

@@ -134,6 +134,7 @@ impl Session {
         let ctx = Arc::new(CallCtx {
             call_id: join.call_id,
             peer: join.peer.clone(),
+            peer_counters: join.peer.as_ref().map(|p| shared.counters_of(p)),
             video_call,
             shared: shared.clone(),
             plan: Mutex::new(join.plan),
@@ -196,6 +197,9 @@ impl Session {
             .await?;
         let pc: Arc<dyn PeerConnection> = Arc::new(pc);
         crate::counters::add(&shared.counters.opened, 1);
+        if let Some(peer) = &ctx.peer_counters {
+            crate::counters::add(&peer.opened, 1);
+        }
 
         let mut session = Session {
             ctx: ctx.clone(),
@@ -426,6 +430,9 @@ impl Session {
             tracing::debug!(call_id = %self.ctx.call_id, %err, "closing the peer connection");
         }
         crate::counters::add(&self.ctx.shared.counters.closed, 1);
+        if let Some(peer) = &self.ctx.peer_counters {
+            crate::counters::add(&peer.closed, 1);
+        }
         // Dropping `self` drops the last handle on the connection.
     }
 

@@ -16,6 +16,8 @@ use crate::source::Codec;
 pub struct RemoteSample {
     /// The call it belongs to.
     pub call_id: CallId,
+    /// In a group call: the member's device it came from (`None` in 1:1).
+    pub from: Option<callapi_core::media::MediaPeer>,
     /// The encoding.
     pub codec: Codec,
     /// The encoded bytes (VP8 frame, Opus packet), ready for a decoder.

@@ -95,6 +95,7 @@ async fn mesh_scenario(peers: &mut [Peer]) {
     }
 
     // A late joiner: bob invites dave mid-call.
+    let mut dave_samples = dave.media.subscribe_samples();
     bob.api.invite(&["dave"]).await.unwrap();
     dave.wait_change(CallState::Calling, StateReason::RemoteVideoCall)
         .await;
@@ -106,7 +107,38 @@ async fn mesh_scenario(peers: &mut [Peer]) {
         live_is(p, 3).await;
     }
     live_is(dave, 3).await;
+    // Samples and counters per member.
+    let mut video_from = std::collections::BTreeSet::new();
+    while video_from.len() < 3 {
+        let sample = tokio::time::timeout(WAIT, dave_samples.recv())
+            .await
+            .expect("dave's samples keep coming")
+            .expect("the engine is alive");
+        if sample.kind() == MediaKind::Video {
+            let from = sample.from.expect("a group sample names its sender");
+            video_from.insert(from.user.to_string());
+        }
+    }
+    drop(dave_samples);
+    let names = ["alice", "bob", "carol", "dave"];
     for p in [&*alice, &*bob, &*carol, &*dave] {
+        let by_peer = p.media.counters_by_peer();
+        let others: Vec<&str> = names
+            .iter()
+            .copied()
+            .filter(|u| *u != p.user.as_str())
+            .collect();
+        let listed: Vec<&str> = by_peer.keys().map(|k| k.user.as_str()).collect();
+        assert_eq!(listed, others, "{}", p.user);
+        for (peer, c) in &by_peer {
+            assert!(
+                c.video.frames_received >= 1 && c.audio.frames_received >= 1,
+                "{} from {peer}: {c:?}",
+                p.user
+            );
+            assert!(c.video.samples_sent >= 1, "{} to {peer}: {c:?}", p.user);
+            assert_eq!(c.peer_connections_opened, 1, "{} with {peer}", p.user);
+        }
         let c = p.media.counters();
         assert!(c.video.frames_received >= 3, "{}: {c:?}", p.user);
         assert!(c.audio.frames_received >= 3, "{}: {c:?}", p.user);
