@@ -106,6 +106,21 @@ pub struct Args {
     #[arg(long, value_name = "DURATION", value_parser = duration, default_value = "30s")]
     pub timeout: Duration,
 
+    /// A group call instead: alice calls these users at once (comma-separated, e.g.
+    /// `bob,carol`); each accepts when it rings. Media is a WebRTC full mesh.
+    #[arg(long, value_name = "USERS", value_delimiter = ',')]
+    pub group: Vec<String>,
+
+    /// With --group: once everyone is in, bob (the first invitee) invites these users
+    /// mid-call (comma-separated).
+    #[arg(long, value_name = "USERS", value_delimiter = ',', requires = "group")]
+    pub add: Vec<String>,
+
+    /// With --group: these members quit mid-call (after --add's users joined), the others
+    /// staying in (comma-separated).
+    #[arg(long, value_name = "USERS", value_delimiter = ',', requires = "group")]
+    pub leave: Vec<String>,
+
     /// Print every call's transitions (with --calls N, only the first call's are printed by
     /// default, and one line per call after it).
     #[arg(long, short)]
@@ -113,6 +128,42 @@ pub struct Args {
 }
 
 impl Args {
+    /// Checks the group flags: valid, distinct user names; alice is the caller; `--leave`
+    /// names members; at least two stay in after the leaves; one call.
+    fn validate_group(&self) -> Result<(), String> {
+        let all: Vec<&String> = self.group.iter().chain(&self.add).collect();
+        for u in &all {
+            callapi_core::protocol::UserId::new(u.as_str())
+                .map_err(|e| format!("--group/--add: {u:?} is not a user id: {e}"))?;
+            if u.as_str() == "alice" {
+                return Err("--group/--add: alice places the call; name the others".into());
+            }
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        if let Some(dup) = all.iter().find(|u| !seen.insert(u.as_str())) {
+            return Err(format!("--group/--add: {dup} is named twice"));
+        }
+        if let Some(u) = self.leave.iter().find(|u| !all.contains(u)) {
+            return Err(format!(
+                "--leave {u}: not a member (name users of --group or --add)"
+            ));
+        }
+        if all.len() + 1 < self.leave.len() + 2 {
+            return Err("--leave: at least two members must stay in the call".into());
+        }
+        if all.len() + 1 > 4 && !self.audio_only {
+            return Err(format!(
+                "{} members in a video group call: the WebRTC mesh takes at most 4 (use \
+                 --audio-only for more)",
+                all.len() + 1
+            ));
+        }
+        if self.calls != 1 {
+            return Err("--group places one group call: drop --calls".into());
+        }
+        Ok(())
+    }
+
     /// How long each call is held.
     pub fn hold(&self) -> Duration {
         self.hold.unwrap_or(if self.calls > 1 {
@@ -138,6 +189,9 @@ impl Args {
         }
         if self.broker.is_some() && self.backend != BackendKind::Mqtt {
             return Err("--broker is an MQTT broker: use it with --backend mqtt".into());
+        }
+        if !self.group.is_empty() {
+            self.validate_group()?;
         }
         if self.server.is_some() && self.secret.is_none() && self.secret_file.is_none() {
             return Err(

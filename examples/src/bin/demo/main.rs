@@ -5,21 +5,27 @@
 //! cargo run --release -p callapi-examples --bin demo -- --backend mqtt
 //! cargo run --release -p callapi-examples --bin demo -- --backend mock --audio-only
 //! cargo run --release -p callapi-examples --bin demo -- --calls 20   # with a latency summary
+//! cargo run --release -p callapi-examples --bin demo -- --group bob,carol --add dave --leave carol
 //! ```
 //!
 //! alice calls bob through the chosen signaling backend: invite → ringing → accept → first frames
 //! → connected → a few seconds of media → hangup. Prints each side's state changes and events as
-//! they happen, then the timing diagnostics of both sides and the media that flowed. Exits 0 on
+//! they happen, then the timing diagnostics of both sides and the media that flowed. With
+//! `--group`, alice calls several users at once instead (a WebRTC full mesh), `--add` users
+//! are invited mid-call and `--leave` members quit mid-call; every member's state and member
+//! changes are printed, then a media table per pair of members. Exits 0 on
 //! success, 1 with a message on failure (including the global `--timeout`, 30 s by default),
 //! 2 on bad flags.
 
 mod args;
 mod backend;
 mod error;
+mod group;
 mod media;
 mod progress;
 mod report;
 mod scenario;
+mod side;
 
 use std::process::ExitCode;
 use std::time::Duration;

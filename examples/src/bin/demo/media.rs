@@ -132,6 +132,21 @@ pub struct MediaCounts {
 pub struct Counters(Option<WebRtcHandle>);
 
 impl Counters {
+    /// Group calls: the counts with each other member (by user), or `None` when the engine
+    /// counts nothing.
+    pub fn by_peer(&self) -> Option<std::collections::BTreeMap<String, MediaCounts>> {
+        let by_peer = self.0.as_ref()?.counters_by_peer();
+        let mut out = std::collections::BTreeMap::<String, MediaCounts>::new();
+        for (peer, c) in by_peer {
+            let e = out.entry(peer.user.to_string()).or_default();
+            e.video_frames_sent += c.video.samples_sent;
+            e.video_frames_received += c.video.frames_received;
+            e.audio_packets_sent += c.audio.samples_sent;
+            e.audio_packets_received += c.audio.frames_received;
+        }
+        Some(out)
+    }
+
     /// The counts so far, or `None` when the engine counts nothing.
     pub fn snapshot(&self) -> Option<MediaCounts> {
         let c = self.0.as_ref()?.counters();

@@ -5,7 +5,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use callapi_core::call::{CallTimings, Notification};
+use callapi_core::call::{CallTimings, Notification, PeerMediaEvent};
+use callapi_core::media::MediaKind;
 use callapi_core::NotificationStream;
 use callapi_examples::link_name;
 use tokio::sync::mpsc;
@@ -116,6 +117,32 @@ fn pretty(n: &Notification) -> Option<String> {
         }
         Notification::Link(state) => format!("  · link {}", link_name(state)),
         Notification::MediaStats { .. } => return None,
+        Notification::MemberChanged { change, .. } => {
+            let from = change
+                .previous
+                .map_or_else(|| "-".to_owned(), |p| format!("{p:?}"));
+            let mut s = format!("  ◦ member {}: {from} → {:?}", change.user, change.state);
+            if let Some(d) = &change.device {
+                s.push_str(&format!(" on {d}"));
+            }
+            if let Some(r) = &change.reason {
+                s.push_str(&format!(" {r:?}"));
+            }
+            s
+        }
+        Notification::PeerMedia { peer, event, .. } => {
+            let what = match event {
+                PeerMediaEvent::Connecting => "connecting".to_owned(),
+                PeerMediaEvent::Joined => "connected".to_owned(),
+                PeerMediaEvent::FirstFrame(MediaKind::Video) => "first video frame".to_owned(),
+                PeerMediaEvent::FirstFrame(_) => "first audio packet".to_owned(),
+                PeerMediaEvent::Closed => "closed".to_owned(),
+                PeerMediaEvent::Left => "peer closed".to_owned(),
+                PeerMediaEvent::Failed(m) => format!("failed: {m}"),
+                other => format!("{other:?}"),
+            };
+            format!("  ~ media with {peer}: {what}")
+        }
         other => format!("  · {other:?}"),
     })
 }
@@ -178,6 +205,57 @@ pub fn media_table(alice: &MediaCounts, bob: &MediaCounts, video: bool) -> Vec<S
     lines.push(row("alice → bob", alice, bob));
     lines.push(row("bob → alice", bob, alice));
     lines
+}
+
+/// Group calls: the frames and packets that flowed each way between every pair of members,
+/// from both engines' per-member counters (`counters[user][other]`: what `user` counted with
+/// `other`). Also answers the pairs that lack media one way or the other.
+pub fn pair_table(
+    counters: &[(String, std::collections::BTreeMap<String, MediaCounts>)],
+    video: bool,
+) -> (Vec<String>, Vec<String>) {
+    let mut lines = vec![
+        "media that flowed between members (each side's per-member engine counters)".to_owned(),
+        format!(
+            "  {:<22} {:>22} {:>24}",
+            "direction", "video frames sent/rcvd", "audio packets sent/rcvd"
+        ),
+    ];
+    let mut missing = Vec::new();
+    let get = |who: &str, with: &str| {
+        counters
+            .iter()
+            .find(|(u, _)| u == who)
+            .and_then(|(_, m)| m.get(with).copied())
+            .unwrap_or_default()
+    };
+    for (i, (x, _)) in counters.iter().enumerate() {
+        for (y, _) in &counters[i + 1..] {
+            for (from, to) in [(x, y), (y, x)] {
+                let (sent, rcvd) = (get(from, to), get(to, from));
+                let video_cell = if video {
+                    format!(
+                        "{} / {}",
+                        sent.video_frames_sent, rcvd.video_frames_received
+                    )
+                } else {
+                    "- (audio only)".to_owned()
+                };
+                let audio_cell = format!(
+                    "{} / {}",
+                    sent.audio_packets_sent, rcvd.audio_packets_received
+                );
+                lines.push(format!(
+                    "  {:<22} {video_cell:>22} {audio_cell:>24}",
+                    format!("{from} → {to}")
+                ));
+                if (video && rcvd.video_frames_received == 0) || rcvd.audio_packets_received == 0 {
+                    missing.push(format!("{from} → {to}"));
+                }
+            }
+        }
+    }
+    (lines, missing)
 }
 
 /// What one call measured, for the latency summary.

@@ -2,81 +2,17 @@
 
 use std::time::Duration;
 
-use callapi_core::call::{CallState, Notification, PrepareConfig, StateChange, StateReason};
+use callapi_core::call::{CallState, PrepareConfig, StateReason};
 use callapi_core::protocol::CallType;
-use callapi_core::CallApi;
-use tokio::sync::mpsc;
-use tokio::time::{timeout, Instant};
+use tokio::time::Instant;
 
 use crate::args::Args;
 use crate::backend::Backend;
 use crate::error::{ApiContext, DemoError};
-use crate::media::{Counters, MediaCounts, MediaFactory};
+use crate::media::{MediaCounts, MediaFactory};
 use crate::progress::Progress;
 use crate::report::{latency_summary, media_table, timing_table, CallSample, Echo};
-
-/// Longest wait for any one step of a call (the call timeout is 15 s).
-const STEP_TIMEOUT: Duration = Duration::from_secs(20);
-
-/// One user's device.
-struct Side {
-    name: &'static str,
-    api: CallApi,
-    /// Notifications, each passed on once printed.
-    events: mpsc::UnboundedReceiver<Notification>,
-    counters: Counters,
-}
-
-impl Side {
-    /// Waits for this side's next change to `want`. A call that ends first (back to
-    /// `Prepared`, or `Failed`) is an error that names its reason.
-    async fn until(&mut self, call: u32, want: CallState) -> Result<StateChange, DemoError> {
-        let name = self.name;
-        let wait = async {
-            while let Some(n) = self.events.recv().await {
-                if let Notification::StateChanged(c) = n {
-                    if c.state == want {
-                        return Ok(c);
-                    }
-                    if matches!(
-                        c.state,
-                        CallState::Prepared | CallState::Failed | CallState::Idle
-                    ) {
-                        return Err(DemoError::Call {
-                            call,
-                            message: format!(
-                                "{name}: the call ended ({:?}, {:?}{}) before reaching {want:?}",
-                                c.state,
-                                c.reason,
-                                c.event_reason
-                                    .map(|r| format!(", {r:?}"))
-                                    .unwrap_or_default()
-                            ),
-                        });
-                    }
-                }
-            }
-            Err(DemoError::Call {
-                call,
-                message: format!("{name}: the call API stopped"),
-            })
-        };
-        timeout(STEP_TIMEOUT, wait)
-            .await
-            .map_err(|_| DemoError::Call {
-                call,
-                message: format!(
-                    "{name}: no {want:?} within {}s (state {:?})",
-                    STEP_TIMEOUT.as_secs(),
-                    self.api.state()
-                ),
-            })?
-    }
-
-    fn counts(&self) -> Option<MediaCounts> {
-        self.counters.snapshot()
-    }
-}
+use crate::side::Side;
 
 fn delta(after: Option<MediaCounts>, before: Option<MediaCounts>) -> Option<MediaCounts> {
     let (a, b) = (after?, before.unwrap_or_default());
@@ -100,6 +36,9 @@ struct CallRecord {
 
 /// Runs the whole demo; `Ok` means every call connected and ended as planned.
 pub async fn run(args: &Args, progress: &Progress) -> Result<(), DemoError> {
+    if !args.group.is_empty() {
+        return crate::group::run(args, progress).await;
+    }
     let call_type = if args.audio_only {
         CallType::Audio
     } else {
