@@ -1,6 +1,10 @@
 //! WebRTC media for callapi: [`WebRtcMedia`] is a
 //! [`MediaEngine`](callapi_core::media::MediaEngine) over the `webrtc` crate (0.21 line), with
-//! one peer connection per call. The caller offers; offers, answers and trickled ICE candidates
+//! one peer connection per call — in a group call, one per other member's device (a full mesh:
+//! the lower (user, device) of each pair offers; connections open as members come in and
+//! close as they leave; video calls are capped at [`WebRtcConfig::max_video_members`], 4 by
+//! default, audio-only calls are not; [`WebRtcHandle::counters_by_peer`] and
+//! [`RemoteSample::from`] tell the members apart). The caller offers; offers, answers and trickled ICE candidates
 //! travel as `media` envelopes through whatever `SignalClient` the app chose (WebSocket, MQTT,
 //! the mock network), in the browser's JSON shapes.
 //!
