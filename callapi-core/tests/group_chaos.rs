@@ -20,6 +20,9 @@
 //! * ringing: no device rings past its invite's `ts + lifetime_ms`, and a ringing device stops at
 //!   once when a cancel from its inviter reaches it; the time a device still rang after its
 //!   inviter ended its member's invitation is measured (p50/p99/max);
+//! * the media mesh: at every quiet point, each device in a call is connected (by the media
+//!   commands it issued) to exactly the other devices in it, and with media on it got a first
+//!   frame over its latest connection with each of them;
 //! * nobody stays in a call everyone else left: a device stops at once when it receives an
 //!   `ended` roster, at a quiet point no device is alone in its call, and a device left alone
 //!   in a call ends within a bound (its own pending invitations aside).
@@ -33,8 +36,10 @@ mod seeded;
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use callapi_core::call::{CallState, Command, Notification, StateReason};
-use callapi_core::media::MediaRole;
+use callapi_core::call::{
+    CallState, Command, MediaCommand, Notification, PeerMediaEvent, StateReason,
+};
+use callapi_core::media::{MediaPeer, MediaRole};
 use callapi_core::protocol::{
     Body, CallId, CallType, DeviceId, Envelope, Member, MemberState, MessageId, UserId,
 };
@@ -316,6 +321,74 @@ fn check_quiet(w: &SimWorld, when: &str) -> Result<(), String> {
                 "{when}: device {} is alone in call {id}, which every other member left",
                 devs[0]
             ));
+        }
+        check_mesh(w, *id, devs, when)?;
+    }
+    Ok(())
+}
+
+/// The media mesh of a call at a quiet point: each device in it is connected (by the media
+/// commands it issued since it joined the call's media) to exactly the other devices in it,
+/// and, with media on, got a first frame over the latest connection with each of them.
+fn check_mesh(w: &SimWorld, id: CallId, devs: &[usize], when: &str) -> Result<(), String> {
+    for &i in devs {
+        let d = &w.devices[i];
+        let mut peers: Vec<MediaPeer> = Vec::new();
+        for c in &d.media_commands {
+            match c {
+                MediaCommand::Join(r) if r.call_id == id => peers.clear(),
+                MediaCommand::AddPeer { call_id, peer, .. } if *call_id == id => {
+                    peers.push(peer.clone())
+                }
+                MediaCommand::RemovePeer { call_id, peer } if *call_id == id => {
+                    peers.retain(|p| p != peer)
+                }
+                MediaCommand::Leave { call_id } if *call_id == id => peers.clear(),
+                _ => {}
+            }
+        }
+        peers.sort();
+        let mut expected: Vec<MediaPeer> = devs
+            .iter()
+            .filter(|&&j| j != i)
+            .map(|&j| MediaPeer::new(w.devices[j].user.clone(), w.devices[j].device.clone()))
+            .collect();
+        expected.sort();
+        if peers != expected {
+            return Err(format!(
+                "{when}: call {id}: device {i}'s media is connected to {peers:?}, but the \
+                 devices in the call are {expected:?}"
+            ));
+        }
+        if d.media.is_none() {
+            continue;
+        }
+        for peer in &expected {
+            let events: Vec<&PeerMediaEvent> = d
+                .notifications
+                .iter()
+                .filter_map(|(_, n)| match n {
+                    Notification::PeerMedia {
+                        call_id,
+                        peer: p,
+                        event,
+                    } if *call_id == id && p == peer => Some(event),
+                    _ => None,
+                })
+                .collect();
+            let last = events
+                .iter()
+                .rposition(|e| **e == PeerMediaEvent::Connecting)
+                .ok_or_else(|| format!("{when}: device {i} never connected to {peer}"))?;
+            if !events[last..]
+                .iter()
+                .any(|e| matches!(e, PeerMediaEvent::FirstFrame(_)))
+            {
+                return Err(format!(
+                    "{when}: call {id}: device {i} got no frame from {peer} over its latest \
+                     connection: {events:?}"
+                ));
+            }
         }
     }
     Ok(())

@@ -248,3 +248,65 @@ fn ringing_invitees_and_one_to_one_calls_have_no_mesh() {
         }
     }
 }
+
+/// A member's offer can overtake the roster that tells this device the sender is in the call
+/// (here: alice joined after dave was invited, and her offer reaches dave before bob's
+/// `confirm`, whose roster names her). It is held, not dropped, and handed to the engine once
+/// the roster catches up.
+#[test]
+fn an_offer_ahead_of_the_roster_naming_its_sender_waits_for_it() {
+    use callapi_core::protocol::{DeviceId, Envelope, MessageId, UserId, PROTOCOL_VERSION};
+    let (mut w, d) = media_world(&[
+        ("alice", "a1"),
+        ("bob", "b1"),
+        ("carol", "c1"),
+        ("dave", "d1"),
+    ]);
+    let (a, b, c, dv) = (d[0], d[1], d[2], d[3]);
+    let id = w
+        .call_group(b, &["carol", "dave"], CallType::Video)
+        .unwrap();
+    w.run_for(Duration::from_millis(500));
+    w.command(c, Command::Accept).unwrap();
+    w.run_for(Duration::from_millis(500));
+    w.invite(b, &["alice"]).unwrap();
+    w.run_for(Duration::from_millis(500));
+    w.command(a, Command::Accept).unwrap();
+    w.run_for(Duration::from_millis(500));
+    assert!(
+        record_of(&w, dv, "alice").is_none(),
+        "dave does not know alice yet"
+    );
+    w.command(dv, Command::Accept).unwrap();
+    // alice's offer to dave, as her device sends it (her record and dave's are `accepted` at
+    // seq 3), sent before bob's confirm reaches dave.
+    let now = w.now();
+    let early = serde_json::json!({ "sdp": "offer", "early": true });
+    w.net.send(
+        Envelope {
+            v: PROTOCOL_VERSION,
+            id: MessageId::new_v4(),
+            ts: w.net.unix_ms(now),
+            from: UserId::new("alice").unwrap(),
+            from_device: DeviceId::new("a1").unwrap(),
+            to: UserId::new("dave").unwrap(),
+            to_device: Some(DeviceId::new("d1").unwrap()),
+            call_id: id,
+            lifetime_ms: 60_000,
+            body: Body::Media {
+                payload: early.clone(),
+                seq: Some(3),
+                to_seq: Some(3),
+            },
+        },
+        now,
+    );
+    w.run_for(Duration::from_secs(2));
+    assert_eq!(record_of(&w, dv, "alice").map(|m| m.seq), Some(3));
+    let handed = w.device(dv).media_commands.iter().any(|cmd| {
+        matches!(cmd, MediaCommand::PeerSignal { peer, payload, .. }
+            if peer.user.as_str() == "alice" && *payload == early)
+    });
+    assert!(handed, "{:#?}", w.device(dv).media_commands);
+    assert_eq!(connected_peers(&w, dv), set(&["alice", "bob", "carol"]));
+}

@@ -796,5 +796,8 @@ impl CallMachine {
         group.roster.get(&env.from).is_some()
             || group.invitations.iter().any(|i| i.inv.user == env.from)
             || matches!(&env.body, Body::Members { members, .. } if members.iter().any(|m| m.user == env.from))
+            // Group media can overtake the roster that names its sender: it is held until
+            // then (and only ever delivered for a member in the call, `mesh.rs`).
+            || matches!(&env.body, Body::Media { seq: Some(_), to_seq: Some(_), .. })
     }
 }
