@@ -74,6 +74,18 @@ fn connected_peers(w: &SimWorld, d: DeviceIndex) -> BTreeSet<String> {
     peers
 }
 
+/// For each media join a device made, whether it was a group call's.
+fn group_joins(w: &SimWorld, d: DeviceIndex) -> Vec<bool> {
+    w.device(d)
+        .media_commands
+        .iter()
+        .filter_map(|c| match c {
+            MediaCommand::Join(r) => Some(r.group),
+            _ => None,
+        })
+        .collect()
+}
+
 fn adds(w: &SimWorld, d: DeviceIndex) -> Vec<(MediaPeer, bool)> {
     w.device(d)
         .media_commands
@@ -110,15 +122,7 @@ fn every_member_in_the_call_gets_video_from_every_other() {
         let others: Vec<&str> = users.iter().copied().filter(|u| u != me).collect();
         assert_eq!(video_from(&w, d[i]), set(&others), "{me}");
         assert_eq!(connected_peers(&w, d[i]), set(&others), "{me}");
-        let joins: Vec<_> = w
-            .device(d[i])
-            .media_commands
-            .iter()
-            .filter_map(|c| match c {
-                MediaCommand::Join(r) => Some(r.group),
-                _ => None,
-            })
-            .collect();
+        let joins = group_joins(&w, d[i]);
         assert_eq!(joins, vec![true], "{me}: one group join");
     }
     // dave was never invited: no media.
@@ -231,15 +235,7 @@ fn ringing_invitees_and_one_to_one_calls_have_no_mesh() {
     w.run_for(Duration::from_secs(1));
     for &x in &d[..2] {
         assert!(adds(&w, x).is_empty(), "device {x}");
-        let joins: Vec<bool> = w
-            .device(x)
-            .media_commands
-            .iter()
-            .filter_map(|c| match c {
-                MediaCommand::Join(r) => Some(r.group),
-                _ => None,
-            })
-            .collect();
+        let joins = group_joins(&w, x);
         assert_eq!(joins, vec![false], "device {x}");
         for env in &w.device(x).sent {
             if let Body::Media { seq, to_seq, .. } = &env.body {

@@ -19,7 +19,6 @@ use callapi_core::protocol::CallType;
 use callapi_core::signal::SignalClient;
 use callapi_media_webrtc::WebRtcConfig;
 use callapi_signal_mock::{FaultPlan, MockNetwork};
-use callapi_signal_ws::server::{ServerConfig, SignalServer};
 use common::*;
 
 const FREED: Duration = Duration::from_secs(10);
@@ -192,12 +191,7 @@ async fn a_video_mesh_of_three_then_four_over_the_mock_network() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_video_mesh_of_three_then_four_over_a_real_signaling_server() {
     init_tracing();
-    let server = SignalServer::start(ServerConfig::new(
-        "127.0.0.1:0".parse().unwrap(),
-        SECRET.to_vec(),
-    ))
-    .await
-    .unwrap();
+    let server = ws_server().await;
     let url = server.url();
     let mut peers = start(
         &FOUR,

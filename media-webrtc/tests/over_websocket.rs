@@ -4,20 +4,13 @@
 
 mod common;
 
-
 use callapi_media_webrtc::WebRtcConfig;
-use callapi_signal_ws::server::{ServerConfig, SignalServer};
 use common::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn video_call_over_websocket_connects_on_keyframes_and_frees_its_peer_connections() {
     init_tracing();
-    let server = SignalServer::start(ServerConfig::new(
-        "127.0.0.1:0".parse().unwrap(),
-        SECRET.to_vec(),
-    ))
-    .await
-    .unwrap();
+    let server = ws_server().await;
     let url = server.url();
     let mut alice = Peer::start(
         "alice",

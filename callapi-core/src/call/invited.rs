@@ -203,11 +203,7 @@ impl CallMachine {
                             user.clone(),
                             Some(dev.clone()),
                             id,
-                            Body::Media {
-                                payload,
-                                seq: None,
-                                to_seq: None,
-                            },
+                            Body::media(payload),
                             lifetime,
                             now,
                         );
@@ -356,11 +352,7 @@ impl CallMachine {
                 user.clone(),
                 Some(dev.clone()),
                 id,
-                Body::Media {
-                    payload,
-                    seq: None,
-                    to_seq: None,
-                },
+                Body::media(payload),
                 lifetime,
                 now,
             );

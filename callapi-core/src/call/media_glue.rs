@@ -87,18 +87,7 @@ impl CallMachine {
                 };
                 let user = call.remote_user().clone();
                 let lifetime = self.message_lifetime();
-                self.send(
-                    user,
-                    Some(dev),
-                    id,
-                    Body::Media {
-                        payload,
-                        seq: None,
-                        to_seq: None,
-                    },
-                    lifetime,
-                    now,
-                );
+                self.send(user, Some(dev), id, Body::media(payload), lifetime, now);
             }
             MediaEvent::LocalJoined { .. } => {
                 self.mark(Milestone::LocalJoined, now);

@@ -44,6 +44,16 @@ pub fn ws_signal(url: &str, u: &str, d: &str) -> Supervisor<WsTransport> {
     )
 }
 
+/// A signaling server on 127.0.0.1 (port 0) whose tokens are signed with [`SECRET`].
+pub async fn ws_server() -> callapi_signal_ws::server::ServerHandle {
+    callapi_signal_ws::server::SignalServer::start(callapi_signal_ws::server::ServerConfig::new(
+        "127.0.0.1:0".parse().unwrap(),
+        SECRET.to_vec(),
+    ))
+    .await
+    .unwrap()
+}
+
 /// Longest wait for anything expected.
 pub const WAIT: Duration = Duration::from_secs(10);
 
