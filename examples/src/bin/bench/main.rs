@@ -9,6 +9,7 @@
 
 mod common;
 mod core;
+mod group;
 mod media;
 mod memory;
 mod mosquitto;
@@ -36,7 +37,8 @@ struct Args {
     /// Write the figures as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
-    /// Run only these figures (comma-separated: core, setup, throughput, relay, memory, media).
+    /// Run only these figures (comma-separated: core, setup, throughput, relay, memory, media,
+    /// group).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Internal: run a signal server and print its URL (the memory figure's child process).
@@ -55,6 +57,7 @@ struct Plan {
     core_window: Duration,
     idle_machines: usize,
     media_calls: usize,
+    group_calls: usize,
 }
 
 impl Plan {
@@ -70,6 +73,7 @@ impl Plan {
                 core_window: Duration::from_millis(500),
                 idle_machines: 10_000,
                 media_calls: 10,
+                group_calls: 20,
             }
         } else {
             Self {
@@ -82,6 +86,7 @@ impl Plan {
                 core_window: Duration::from_secs(3),
                 idle_machines: 100_000,
                 media_calls: 20,
+                group_calls: 100,
             }
         }
     }
@@ -148,6 +153,13 @@ fn main() -> Res<()> {
                 started.elapsed().as_secs_f64()
             );
             media::run(&mut report, plan.media_calls).await?;
+        }
+        if wants("group") {
+            eprintln!(
+                "[{:6.1} s] figure 7: group calls ...",
+                started.elapsed().as_secs_f64()
+            );
+            group::run(&mut report, plan.group_calls).await?;
         }
         Ok::<_, common::BoxError>(())
     })?;

@@ -98,8 +98,10 @@ pub async fn run(report: &mut Report, n: usize) -> Res<()> {
             ms(base.p99())
         ),
         format!(
-            "early p50 ≤ 150 ms: {}",
-            verdict(early.p50() <= Duration::from_millis(150))
+            "early p50 ≤ 40 ms and late p50 ≤ 40 ms: {}",
+            verdict(
+                early.p50() <= Duration::from_millis(40) && late.p50() <= Duration::from_millis(40)
+            )
         ),
     );
     Ok(())
