@@ -17,6 +17,8 @@ use crate::source::SampleStream;
 
 /// Shortest pause between two samples, whatever durations a source claims.
 const MIN_PACE: Duration = Duration::from_millis(1);
+/// A keyframe request is answered at once (not at the next frame's time) at most this often.
+const KEYFRAME_GAP: Duration = Duration::from_millis(200);
 
 /// Waits for the connection, then writes samples at their pace while the plan publishes `kind`;
 /// answers keyframe requests by asking the stream for a keyframe.
@@ -47,6 +49,7 @@ pub(crate) async fn run(
     };
     let mut next = tokio::time::Instant::now();
     let mut feedback_open = true;
+    let mut last_early: Option<tokio::time::Instant> = None;
     loop {
         tokio::select! {
             event = track.poll(), if feedback_open => {
@@ -56,6 +59,15 @@ pub(crate) async fn run(
                         if packets.iter().any(|p| is_keyframe_request(p.as_ref())) {
                             tracing::debug!(call_id = %ctx.call_id, "keyframe requested");
                             stream.request_keyframe();
+                            // The receiver is waiting: send the keyframe now rather than at the
+                            // next frame's time (up to a frame interval later), but at most one
+                            // early frame per `KEYFRAME_GAP`, so a flood of requests cannot
+                            // raise the send rate.
+                            let now = tokio::time::Instant::now();
+                            if last_early.is_none_or(|at| now.duration_since(at) >= KEYFRAME_GAP) {
+                                last_early = Some(now);
+                                next = next.min(now);
+                            }
                         }
                     }
                     Some(_) => {}

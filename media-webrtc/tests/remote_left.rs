@@ -76,18 +76,19 @@ async fn the_peer_leaving_the_media_is_reported_as_remote_left() {
     a.join(request(call_id, MediaRole::Caller)).await.unwrap();
     b.join(request(call_id, MediaRole::Callee)).await.unwrap();
 
-    let mut frames = 0;
+    // Both sides' first remote video frame and first published frame, in whatever order they
+    // come (a frame can reach the peer before its sender's own event is reported).
+    let (mut frames, mut published) = (0, 0);
     let seen = pump(&mut a, &mut b, |_, ev| {
-        if matches!(
-            ev,
+        match ev {
             MediaEvent::FirstRemoteFrame {
                 kind: MediaKind::Video,
                 ..
-            }
-        ) {
-            frames += 1;
+            } => frames += 1,
+            MediaEvent::FirstLocalFramePublished { .. } => published += 1,
+            _ => {}
         }
-        frames == 2
+        frames == 2 && published == 2
     })
     .await;
     for side in [true, false] {
