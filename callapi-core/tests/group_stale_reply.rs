@@ -174,3 +174,44 @@ fn a_late_cancel_of_an_earlier_invitation_does_not_stop_the_new_ring() {
         assert_eq!(w.device(x).machine.state(), Connected, "device {x}");
     }
 }
+
+/// "An invite that arrives after its cancel never rings", for a re-invitation too: carol
+/// declined and the call ended on her device; alice invites her again and withdraws that at
+/// once, and the cancel reaches carol before the invite. The invite must not ring.
+#[test]
+fn a_cancel_that_overtakes_a_re_invitation_keeps_it_from_ringing() {
+    let (mut w, [a, _b, c]) = carol_rings(clean_plan());
+    w.command(c, Command::Reject { reason: None }).unwrap();
+    w.run_for(Duration::from_secs(1));
+    let rang_before = states(&w, c).len();
+    w.invite(a, &["carol"]).unwrap();
+    w.command(
+        a,
+        Command::CancelInvites {
+            users: vec![UserId::new("carol").unwrap()],
+        },
+    )
+    .unwrap();
+    let cancel = w
+        .device(a)
+        .sent
+        .iter()
+        .rev()
+        .find(|e| e.to.as_str() == "carol" && matches!(e.body, Body::Cancel { .. }))
+        .cloned()
+        .expect("alice withdrew the invitation");
+    assert!(matches!(cancel.body, Body::Cancel { seq: Some(_), .. }));
+    // The cancel overtakes the invite (both are still on the network).
+    let now = w.now();
+    w.devices[c]
+        .machine
+        .handle_input(callapi_core::call::Input::Envelope(cancel), now);
+    w.run_for(Duration::from_secs(2));
+    assert_eq!(
+        states(&w, c).len(),
+        rang_before,
+        "carol rang for a withdrawn invitation: {:?}",
+        states(&w, c)
+    );
+    assert_eq!(w.device(c).machine.state(), Prepared);
+}

@@ -141,6 +141,9 @@ pub(crate) struct GroupMemo {
     pub call_type: crate::protocol::CallType,
     pub extension: crate::protocol::Extension,
     pub min_own_seq: u64,
+    /// The greatest `seq` of an invitation of this user withdrawn by a `cancel` that arrived
+    /// after the call ended here: a re-invite it overtook (same or lower `seq`) must not ring.
+    pub withdrawn_seq: Option<u64>,
 }
 
 impl CallMachine {
@@ -721,6 +724,7 @@ impl CallMachine {
                 call_type,
                 extension,
                 min_own_seq: g.min_own_seq,
+                withdrawn_seq: None,
             })
         });
         self.finish_call(reason, text, LateReply::Hangup, now);
@@ -757,6 +761,11 @@ impl CallMachine {
                 members: memo.roster.records().to_vec(),
                 ended: memo.roster.ended(),
             }),
+            Body::Cancel { seq: Some(seq), .. } => {
+                // It may withdraw a new invitation whose invite is still on its way.
+                memo.withdrawn_seq = Some(memo.withdrawn_seq.map_or(seq, |w| w.max(seq)));
+                None
+            }
             Body::Ringing { seq, .. } | Body::Accept { seq, .. } => Some(Body::Cancel {
                 reason: Some("left".into()),
                 timeout: false,

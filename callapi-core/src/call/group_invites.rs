@@ -787,13 +787,16 @@ impl CallMachine {
             }
             return;
         }
-        // A copy of an invitation this device already answered, or one a cancel overtook.
+        // A copy of an invitation this device already answered, or one a cancel overtook (of
+        // a call unknown here, or of a re-invitation after the call ended here).
         if let Some(ended) = self.ended.iter().rev().find(|e| e.id == call_id) {
             let fresh = match (&ended.group, members.iter().find(|m| m.user == me)) {
-                (Some(memo), Some(invited)) => memo
-                    .roster
-                    .get(&me)
-                    .is_none_or(|known| invited.supersedes(known)),
+                (Some(memo), Some(invited)) => {
+                    memo.roster
+                        .get(&me)
+                        .is_none_or(|known| invited.supersedes(known))
+                        && memo.withdrawn_seq.is_none_or(|w| invited.seq > w)
+                }
                 _ => false,
             };
             if !fresh {
