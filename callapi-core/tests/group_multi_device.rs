@@ -314,3 +314,63 @@ fn two_accepts_at_once_one_wins_the_other_ends_answered_elsewhere() {
         assert_eq!(w.device(x).machine.pending_messages(), 0, "{x}");
     }
 }
+
+/// bob's phone b1 accepts but never gets its confirm (its link is down); bob's b2 joins the call
+/// by its id meanwhile, so bob is in the call on b2. When b1 gives up and tells alice (its
+/// `reject`, "timeout"), that is b1's exit, not bob's: alice leaves bob's record alone and bob
+/// stays in the call on b2.
+#[test]
+fn a_device_that_gives_up_on_its_confirm_does_not_take_out_its_member_s_other_device() {
+    use callapi_core::call::CallConfig;
+    use callapi_core::protocol::{DeviceId, UserId};
+    let mut w = SimWorld::new(5, clean_plan());
+    let a = w.add_device("alice", "a1", None);
+    let mut cfg = CallConfig::new(UserId::new("bob").unwrap(), DeviceId::new("b1").unwrap());
+    // b1 keeps its call through a long outage, so that it gives up on the confirm itself.
+    cfg.signal_grace = Duration::from_secs(300);
+    let b1 = w.add_device_with(cfg, None);
+    let b2 = w.add_device("bob", "b2", None);
+    let c = w.add_device("carol", "c1", None);
+    for x in [a, b1, b2, c] {
+        w.prepare_default(x).unwrap();
+    }
+    let id = w.call_group(a, &["bob", "carol"], CallType::Audio).unwrap();
+    w.run_for(Duration::from_secs(1));
+    w.command(c, Command::Accept).unwrap();
+    w.run_for(Duration::from_secs(1));
+    // b1 accepts and its link drops at once: alice takes the accept, the confirm never arrives.
+    w.command(b1, Command::Accept).unwrap();
+    w.set_online(b1, false);
+    w.run_for(Duration::from_secs(1));
+    assert_eq!(
+        w.device(b2).machine.state(),
+        Prepared,
+        "b2 ended: answered elsewhere"
+    );
+    w.command(b2, Command::Join { call_id: id }).unwrap();
+    w.run_for(Duration::from_secs(2));
+    assert_eq!(w.device(b2).machine.state(), Connected);
+    assert_eq!(
+        record_of(&w, a, "bob")
+            .and_then(|m| m.device)
+            .map(|d| d.to_string()),
+        Some("b2".into())
+    );
+    // b1 gives up while offline, comes back, and its reject reaches alice.
+    w.run_for(Duration::from_secs(60));
+    w.set_online(b1, true);
+    w.run_for(Duration::from_secs(30));
+    assert!(
+        w.device(b1).sent.iter().any(|e| matches!(&e.body, Body::Reject { reason, .. } if reason.as_deref() == Some("timeout"))),
+        "b1 gave up and said so"
+    );
+    for x in [a, b2, c] {
+        let bob = record_of(&w, x, "bob").unwrap();
+        assert_eq!(
+            (bob.state, bob.device.map(|d| d.to_string())),
+            (In, Some("b2".into())),
+            "device {x}"
+        );
+        assert_eq!(w.device(x).machine.state(), Connected, "device {x}");
+    }
+}

@@ -698,9 +698,18 @@ impl CallMachine {
             return;
         };
         if !gi.is_pending() {
-            // The device whose accept was taken gave up waiting for its confirm: it is out.
+            // The device whose accept was taken gave up waiting for its confirm: it is out —
+            // unless the member's record has moved on (another of its devices joined, say):
+            // then that device's exit is not the member's.
+            let still_its_record = self.members().and_then(|r| r.get(user)).is_some_and(|m| {
+                m.state == MemberState::Accepted && m.device.as_ref() == Some(&device)
+            });
+            let Some(gi) = self.group_mut().and_then(|g| g.invitation_mut(user)) else {
+                return;
+            };
             if gi.outcome == Some(MemberState::Accepted)
                 && gi.inv.answered.as_ref() == Some(&device)
+                && still_its_record
             {
                 let base = gi.base_seq;
                 gi.outcome = Some(MemberState::Left);
