@@ -398,7 +398,8 @@ fn check_mesh(w: &SimWorld, id: CallId, devs: &[usize], when: &str) -> Result<()
 /// after it was ended step by step with quiet in between. `wrote[u]` is when user `u`'s device
 /// wrote its own record in the final phase (its leave, or its end as the last one left); records
 /// of others did not change after that point. Two devices must agree on the record of every
-/// member, except a record written after one of them had ended (it could not know it).
+/// member, except a record written after one of them had ended (it could not know it), or at
+/// the same instant.
 fn check_last_rosters(
     segs: &[Segment],
     call: CallId,
@@ -422,7 +423,10 @@ fn check_last_rosters(
             }
             let (ea, eb) = (a.end.unwrap(), b.end.unwrap());
             for u in users {
-                if wrote.get(u).is_some_and(|t| *t > ea.min(eb)) {
+                // At the same virtual instant the times do not tell the order: a record
+                // written in reaction to the other's end (its leave delivered at once) has the
+                // time of that end and could not have reached it either.
+                if wrote.get(u).is_some_and(|t| *t >= ea.min(eb)) {
                     continue;
                 }
                 let (ra, rb) = (a.last.get(u), b.last.get(u));
