@@ -60,6 +60,7 @@ fn member_line(call_id: CallId, change: &MemberChange) -> String {
 /// | in-call message | `msg from=alice text="hello"` |
 /// | DTMF | `dtmf from=alice digits=123#` |
 /// | group member change | `member user=carol from=Ringing to=Accepted device=c1 call=<id>` (`from=-` for a member not known before; plus `text="..."` for a reason the record carries, such as a leave's) |
+/// | group media with one member's device | `media peer=bob/b1 event=FirstFrame(Video)` |
 /// | link | `link connected` ([`link_name`]) |
 /// | media figures | `stats rtt_ms=12.5 lost=0 recv_bps=... send_bps=...` |
 ///
@@ -109,6 +110,9 @@ pub fn describe(notification: &Notification) -> Option<String> {
             format!("dtmf from={from} digits={digits}")
         }
         Notification::MemberChanged { call_id, change } => member_line(*call_id, change),
+        Notification::PeerMedia { peer, event, .. } => {
+            format!("media peer={peer} event={event:?}")
+        }
         Notification::Link(state) => format!("link {}", link_name(state)),
         Notification::MediaStats { stats, .. } => format!(
             "stats rtt_ms={} lost={} recv_bps={} send_bps={}",

@@ -8,7 +8,7 @@ use std::time::Instant;
 use serde_json::Value;
 
 use crate::media::{JoinRequest, MediaEvent, MediaPeer, MediaPlan, MediaRole};
-use crate::protocol::{Body, CallType, DeviceId, UserId};
+use crate::protocol::{Body, CallId, CallType, DeviceId, UserId};
 
 use super::io::MediaCommand;
 use super::machine::CallMachine;
@@ -93,11 +93,7 @@ impl CallMachine {
                 call_id: id,
                 peer: peer.clone(),
             });
-            self.notify(Notification::PeerMedia {
-                call_id: id,
-                peer,
-                event: PeerMediaEvent::Closed,
-            });
+            self.notify_peer(id, peer, PeerMediaEvent::Closed);
         }
         for peer in change.added {
             let offerer = MediaPeer::offers_to(&me, &peer);
@@ -106,11 +102,7 @@ impl CallMachine {
                 peer: peer.clone(),
                 offerer,
             });
-            self.notify(Notification::PeerMedia {
-                call_id: id,
-                peer,
-                event: PeerMediaEvent::Connecting,
-            });
+            self.notify_peer(id, peer, PeerMediaEvent::Connecting);
         }
         for (peer, payload) in released {
             self.media(MediaCommand::PeerSignal {
@@ -195,8 +187,16 @@ impl CallMachine {
             .group()
             .is_some_and(|g| g.mesh.peers().any(|p| p.peer == peer));
         if current {
+            self.notify_peer(id, peer, event);
+        }
+    }
+
+    /// Tells the app about one peer's media, when the engine has media to tell about (with
+    /// `NoMedia`, whose media lives elsewhere, the mesh commands go nowhere and say nothing).
+    fn notify_peer(&mut self, call_id: CallId, peer: MediaPeer, event: PeerMediaEvent) {
+        if self.reports_frames {
             self.notify(Notification::PeerMedia {
-                call_id: id,
+                call_id,
                 peer,
                 event,
             });
