@@ -55,7 +55,9 @@ pub(crate) struct CallCtx {
     pub(crate) closed: AtomicBool,
     pub(crate) connected: watch::Sender<bool>,
     pub(crate) remote_joined: AtomicBool,
-    pub(crate) first_local: AtomicBool,
+    /// The call's first local frame was reported (shared by a group call's connections: it
+    /// is one event for the call).
+    pub(crate) first_local: Arc<AtomicBool>,
     pub(crate) first_remote_audio: AtomicBool,
     pub(crate) first_remote_video: AtomicBool,
     pub(crate) tasks: Mutex<Vec<AbortHandle>>,
@@ -174,15 +176,15 @@ impl CallCtx {
         });
     }
 
-    /// The first local sample of `kind` went out; reports it once for the call's main kind
-    /// (in a group call the engine reports it for the call, not per peer).
+    /// The first local sample of `kind` went out; reports it once per call for the call's main
+    /// kind (in a group call, by whichever connection sends first).
     pub(crate) fn local_published(&self, kind: MediaKind) {
         let main = if self.video_call {
             MediaKind::Video
         } else {
             MediaKind::Audio
         };
-        if kind == main && !self.first_local.swap(true, Ordering::AcqRel) && self.peer.is_none() {
+        if kind == main && !self.first_local.swap(true, Ordering::AcqRel) {
             self.emit(MediaEvent::FirstLocalFramePublished {
                 call_id: self.call_id,
             });

@@ -167,6 +167,7 @@ impl MediaEngine for WebRtcMedia {
         let join = Join {
             call_id: request.call_id,
             peer: None,
+            first_local: Default::default(),
             role: request.role,
             call_type: request.call_type,
             plan: request.plan,

@@ -2,6 +2,7 @@
 //! video member cap, and what the call-wide operations (plan, stats, leave) do over them.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use callapi_core::media::{MediaError, MediaEvent, MediaPeer, MediaPlan, MediaRole, MediaStats};
@@ -17,6 +18,8 @@ pub(crate) struct GroupMedia {
     call_type: CallType,
     plan: MediaPlan,
     peers: BTreeMap<MediaPeer, Session>,
+    /// One `FirstLocalFramePublished` for the call, from whichever connection sends first.
+    first_local: Arc<AtomicBool>,
 }
 
 impl GroupMedia {
@@ -33,6 +36,7 @@ impl GroupMedia {
             call_type,
             plan,
             peers: BTreeMap::new(),
+            first_local: Arc::default(),
         }
     }
 
@@ -56,6 +60,7 @@ impl GroupMedia {
         let join = Join {
             call_id: self.call_id,
             peer: Some(peer.clone()),
+            first_local: self.first_local.clone(),
             role: if offerer {
                 MediaRole::Caller
             } else {

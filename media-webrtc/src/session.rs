@@ -116,6 +116,8 @@ pub(crate) struct Join {
     pub call_id: CallId,
     /// In a group call: the member's device this connection is with.
     pub peer: Option<MediaPeer>,
+    /// The call's "first local frame reported" flag (a group call's connections share one).
+    pub first_local: Arc<AtomicBool>,
     pub role: MediaRole,
     pub call_type: CallType,
     pub plan: MediaPlan,
@@ -141,7 +143,7 @@ impl Session {
             closed: AtomicBool::new(false),
             connected,
             remote_joined: AtomicBool::new(false),
-            first_local: AtomicBool::new(false),
+            first_local: join.first_local.clone(),
             first_remote_audio: AtomicBool::new(false),
             first_remote_video: AtomicBool::new(false),
             tasks: Mutex::new(Vec::new()),

@@ -112,15 +112,8 @@ pub async fn run(args: &Args, progress: &Progress) -> Result<(), DemoError> {
     for name in &names {
         // The printer and the side keep the name for the process's life: a handful of users.
         let name: &'static str = Box::leak(name.clone().into_boxed_str());
-        let (engine, counters) = media.engine()?;
-        let (api, link) = backend.device(name, &device_of(name), engine)?;
-        let events = echo.spawn_printer(name, api.subscribe());
-        sides.push(Side {
-            name,
-            api,
-            events,
-            counters,
-        });
+        let (side, link) = Side::start(name, &device_of(name), &backend, &media, &echo)?;
+        sides.push(side);
         links.push((name, link));
     }
     progress.phase("connecting every device to the signaling backend");

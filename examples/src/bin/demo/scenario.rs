@@ -64,15 +64,8 @@ pub async fn run(args: &Args, progress: &Progress) -> Result<(), DemoError> {
     let mut sides = Vec::new();
     let mut links = Vec::new();
     for (name, device) in [("alice", "alice-laptop"), ("bob", "bob-phone")] {
-        let (engine, counters) = media.engine()?;
-        let (api, link) = backend.device(name, device, engine)?;
-        let events = echo.spawn_printer(name, api.subscribe());
-        sides.push(Side {
-            name,
-            api,
-            events,
-            counters,
-        });
+        let (side, link) = Side::start(name, device, &backend, &media, &echo)?;
+        sides.push(side);
         links.push((name, link));
     }
     let (mut alice, mut bob) = match (sides.pop(), sides.pop()) {

@@ -9,8 +9,10 @@ use callapi_core::CallApi;
 use tokio::sync::mpsc;
 use tokio::time::timeout;
 
+use crate::backend::{Backend, LinkWait};
 use crate::error::DemoError;
-use crate::media::{Counters, MediaCounts};
+use crate::media::{Counters, MediaCounts, MediaFactory};
+use crate::report::Echo;
 
 /// Longest wait for any one step of a call (the call timeout is 15 s).
 pub const STEP_TIMEOUT: Duration = Duration::from_secs(20);
@@ -25,6 +27,27 @@ pub struct Side {
 }
 
 impl Side {
+    /// `name`'s device `device` on `backend` with an engine from `media`, its notifications
+    /// printed by `echo`; and the wait for its link.
+    pub fn start(
+        name: &'static str,
+        device: &str,
+        backend: &Backend,
+        media: &MediaFactory,
+        echo: &Echo,
+    ) -> Result<(Self, LinkWait), DemoError> {
+        let (engine, counters) = media.engine()?;
+        let (api, link) = backend.device(name, device, engine)?;
+        let events = echo.spawn_printer(name, api.subscribe());
+        let side = Side {
+            name,
+            api,
+            events,
+            counters,
+        };
+        Ok((side, link))
+    }
+
     /// Waits for this side's next change to `want`. A call that ends first (back to
     /// `Prepared`, or `Failed`) is an error that names its reason.
     pub async fn until(&mut self, call: u32, want: CallState) -> Result<StateChange, DemoError> {
