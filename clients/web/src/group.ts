@@ -334,8 +334,7 @@ function endInvitation(m: CallMachine, inv: Invitation, outcome: MemberState, re
   inv.outcome = outcome;
   inv.busyUntil = undefined;
   if (ownsRecord(m, inv)) {
-    const r = m.call!.group!.roster.get(inv.user)!;
-    writeExact(m, { user: inv.user, state: outcome, seq: inv.base! + 2, ...(reason !== undefined ? { reason } : {}), ...(outcome === "accepted" ? {} : {}) , ...(r.device !== undefined && outcome === "accepted" ? { device: r.device } : {}) });
+    writeExact(m, { user: inv.user, state: outcome, seq: inv.base! + 2, ...(reason !== undefined ? { reason } : {}) });
   }
 }
 
