@@ -130,4 +130,10 @@ pub trait SignalClient: Send + 'static {
     fn room_scope(&self) -> Option<String> {
         None
     }
+
+    /// The link's state now, before any [`SignalEvent::Link`] is read. Default: `Connected`
+    /// (a pipe the app brought is up from the start); a supervised link reports its own.
+    fn link_state(&self) -> LinkState {
+        LinkState::Connected
+    }
 }

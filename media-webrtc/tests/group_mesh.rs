@@ -55,11 +55,7 @@ async fn start<S: SignalClient>(
     for (u, d) in names {
         let mut p = Peer::start(u, d, signal(u, d), config());
         if wait_link {
-            p.wait_for(
-                "link up",
-                |n| matches!(n, Notification::Link(s) if s.is_connected()),
-            )
-            .await;
+            p.wait_link_up().await;
         }
         p.prepare(true).await;
         peers.push(p);

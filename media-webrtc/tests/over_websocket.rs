@@ -25,11 +25,7 @@ async fn video_call_over_websocket_connects_on_keyframes_and_frees_its_peer_conn
         WebRtcConfig::loopback(),
     );
     for p in [&mut alice, &mut bob] {
-        p.wait_for(
-            "link up",
-            |n| matches!(n, callapi_core::call::Notification::Link(s) if s.is_connected()),
-        )
-        .await;
+        p.wait_link_up().await;
         p.prepare(true).await;
     }
     video_call_scenario(&mut alice, &mut bob).await;

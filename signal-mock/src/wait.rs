@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use callapi_core::call::Notification;
-use callapi_core::NotificationStream;
+use callapi_core::signal::LinkState;
+use callapi_core::{CallApi, NotificationStream};
 
 /// Why [`next_matching`] found nothing.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -127,19 +128,17 @@ async fn reach(
     .map_err(|source| CallFlowError::Wait { stage, source })
 }
 
-/// Waits (at most `within`) until the `CallApi` behind `stream` reports its link connected.
-pub async fn wait_linked(
-    stream: &mut NotificationStream,
-    within: Duration,
-) -> Result<(), WaitError> {
-    next_matching(
-        stream,
-        within,
-        |_| {},
-        |n| matches!(n, Notification::Link(l) if l.is_connected()),
-    )
-    .await
-    .map(|_| ())
+/// Waits (at most `within`) until `api` reports its link connected, whether it came up
+/// before this call or after (it reads the link's `watch`, so there is no race with a
+/// `subscribe` made after the link came up).
+pub async fn wait_linked(api: &CallApi, within: Duration) -> Result<(), WaitError> {
+    let mut link = api.link_watch();
+    let up = async { link.wait_for(LinkState::is_connected).await.map(|_| ()) };
+    match tokio::time::timeout(within, up).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(_)) => Err(WaitError::Ended),
+        Err(_) => Err(WaitError::TimedOut(within)),
+    }
 }
 
 /// How many tokio tasks are alive on the current runtime (tokio's runtime metrics): what the

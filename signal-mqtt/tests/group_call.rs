@@ -39,9 +39,8 @@ async fn a_three_user_group_call_over_mosquitto() {
         phone(broker.mqtt_config(), "bob", "b1", "bob-pw"),
         phone(broker.mqtt_config(), "carol", "c1", "carol-pw"),
     ];
-    let mut streams: Vec<_> = phones.iter().map(CallApi::subscribe).collect();
-    for s in &mut streams {
-        wait_linked(s, WAIT).await.expect("link up");
+    for p in &phones {
+        wait_linked(p, WAIT).await.expect("link up");
     }
     group_call_through(&phones[0], &phones[1], &phones[2], WAIT)
         .await

@@ -51,9 +51,8 @@ fn a_call_api_over_mqtt_is_at_most_two_tasks_through_a_whole_call() {
             2,
             "one task per CallApi before the link is up"
         );
-        let (mut a, mut b) = (alice.subscribe(), bob.subscribe());
-        for s in [&mut a, &mut b] {
-            wait_linked(s, WAIT).await.expect("link up");
+        for p in [&alice, &bob] {
+            wait_linked(p, WAIT).await.expect("link up");
         }
         assert_eq!(alive_tasks(), 4, "linked: one rumqttc pump per link");
         call_through(&alice, &bob, WAIT, |stage| {

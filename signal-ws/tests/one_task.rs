@@ -43,9 +43,8 @@ fn a_call_api_over_websocket_is_one_task_through_a_whole_call() {
         let alice = phone(&url, "alice", "a1");
         let bob = phone(&url, "bob", "b1");
         assert_eq!(alive_tasks(), 2, "one task per CallApi");
-        let (mut a, mut b) = (alice.subscribe(), bob.subscribe());
-        for s in [&mut a, &mut b] {
-            wait_linked(s, WAIT).await.expect("link up");
+        for p in [&alice, &bob] {
+            wait_linked(p, WAIT).await.expect("link up");
         }
         assert_eq!(alive_tasks(), 2, "linked: the WebSocket link has no task");
         call_through(&alice, &bob, WAIT, |stage| {

@@ -15,7 +15,7 @@ use crate::connection::Credentials;
 use crate::deadline::Deadline;
 use crate::error::CallApiError;
 use crate::protocol::{CallId, CallType, Extension, Member, UserId};
-use crate::signal::{SignalClient, SignalEvent};
+use crate::signal::{LinkState, SignalClient, SignalEvent};
 
 /// Where a request's answer goes.
 pub(crate) type Reply<T> = oneshot::Sender<Result<T, CallApiError>>;
@@ -62,6 +62,8 @@ pub(crate) struct Driver<S> {
     pub media: MediaLane,
     pub requests: mpsc::UnboundedReceiver<Request>,
     pub state: watch::Sender<CallState>,
+    /// The link's state as last notified.
+    pub link: watch::Sender<LinkState>,
     pub subscribers: Subscribers,
     /// The machine's next deadline.
     pub timer: Deadline,
@@ -269,6 +271,9 @@ impl<S: SignalClient> Driver<S> {
     fn publish(&mut self, n: Notification) {
         if let Notification::StateChanged(change) = &n {
             self.state.send_replace(change.state);
+        }
+        if let Notification::Link(link) = &n {
+            self.link.send_replace(link.clone());
         }
         let mut subs = self
             .subscribers

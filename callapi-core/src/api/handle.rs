@@ -11,7 +11,7 @@ use crate::call::{
 use crate::error::CallApiError;
 use crate::media::MediaEngine;
 use crate::protocol::{CallId, CallType, Extension, Member, UserId};
-use crate::signal::SignalClient;
+use crate::signal::{LinkState, SignalClient};
 
 use super::driver::{Driver, PlaceCall, PlaceGroupCall, Reply, Request, Subscribers};
 use super::media_lane::MediaLane;
@@ -27,6 +27,7 @@ use super::stream::NotificationStream;
 pub struct CallApi {
     requests: mpsc::UnboundedSender<Request>,
     state: watch::Receiver<CallState>,
+    link: watch::Receiver<LinkState>,
     subscribers: Subscribers,
     user: UserId,
 }
@@ -56,6 +57,7 @@ impl CallApi {
         machine.set_policy(Box::new(policy));
         let (tx, rx) = mpsc::unbounded_channel();
         let (state_tx, state_rx) = watch::channel(CallState::Idle);
+        let (link_tx, link_rx) = watch::channel(signal.link_state());
         let subscribers: Subscribers = Arc::new(Mutex::new(Vec::new()));
         let driver = Driver {
             machine,
@@ -63,6 +65,7 @@ impl CallApi {
             media: MediaLane::new(media),
             requests: rx,
             state: state_tx,
+            link: link_tx,
             subscribers: subscribers.clone(),
             timer: crate::deadline::Deadline::new(),
         };
@@ -70,6 +73,7 @@ impl CallApi {
         Self {
             requests: tx,
             state: state_rx,
+            link: link_rx,
             subscribers,
             user,
         }
@@ -123,6 +127,21 @@ impl CallApi {
     /// A `watch` of the state.
     pub fn state_watch(&self) -> watch::Receiver<CallState> {
         self.state.clone()
+    }
+
+    /// The signaling link's state, as last reported in a [`Notification::Link`](crate::call::Notification::Link).
+    ///
+    /// The task starts connecting as soon as the `CallApi` is created, so on a multi-threaded
+    /// runtime the link can come up before a [`subscribe`](Self::subscribe) stream exists;
+    /// this (or [`link_watch`](Self::link_watch)) tells the current state without a race.
+    pub fn link_state(&self) -> LinkState {
+        self.link.borrow().clone()
+    }
+
+    /// A `watch` of the link's state: `link_watch().wait_for(LinkState::is_connected)` waits
+    /// for the link whether or not it came up already.
+    pub fn link_watch(&self) -> watch::Receiver<LinkState> {
+        self.link.clone()
     }
 
     /// Becomes reachable in `Prepared` (or changes the room). Fails with `Busy` during a call.

@@ -295,6 +295,10 @@ impl<T: Transport> SignalClient for Supervisor<T> {
         }
     }
 
+    fn link_state(&self) -> LinkState {
+        self.state.borrow().clone()
+    }
+
     async fn renew_token(&mut self, token: String) -> Result<(), SignalError> {
         self.command(ConnCommand::Renew(token)).await;
         Ok(())

@@ -135,6 +135,10 @@ impl<S: SignalClient> SignalClient for Recorder<S> {
         self.inner.renew_token(token).await
     }
 
+    fn link_state(&self) -> callapi_core::signal::LinkState {
+        self.inner.link_state()
+    }
+
     async fn close(&mut self) {
         self.inner.close().await
     }
@@ -163,6 +167,17 @@ impl Peer {
             stream,
             log: Vec::new(),
         }
+    }
+
+    /// Waits for the first link-up (one that happened before this call counts).
+    pub async fn wait_link_up(&self) {
+        let mut link = self.api.link_watch();
+        tokio::time::timeout(WAIT, async {
+            link.wait_for(|l| l.is_connected()).await.map(|_| ())
+        })
+        .await
+        .unwrap_or_else(|_| panic!("{}: no link up within {WAIT:?}", self.user))
+        .expect("the CallApi is alive");
     }
 
     pub async fn prepare(&mut self, join_media_on_ringing: bool) {

@@ -553,9 +553,16 @@ impl Device {
         self.api.prepare(PrepareConfig::new(room)).await.unwrap();
     }
 
-    /// Waits for the link, then prepares in `{user}-room`.
+    /// Waits for the first link-up (one before this call counts), then prepares in
+    /// `{user}-room`.
     pub async fn ready(&mut self) {
-        self.wait_link(&LinkState::Connected).await;
+        let mut link = self.api.link_watch();
+        tokio::time::timeout(WAIT, async {
+            link.wait_for(LinkState::is_connected).await.map(|_| ())
+        })
+        .await
+        .unwrap_or_else(|_| panic!("{}/{}: no link up within {WAIT:?}", self.user, self.device))
+        .expect("the CallApi is alive");
         let room = format!("{}-room", self.user);
         self.prepare(&room).await;
     }

@@ -7,8 +7,8 @@ use callapi_core::call::{CallState, Notification};
 use callapi_core::connection::schedule::RetrySchedule;
 use callapi_core::connection::{Credentials, Identity, SupervisorConfig, TokenError};
 use callapi_core::protocol::{Body, CallId, DeviceId, Envelope, MessageId, UserId};
-use callapi_core::signal::LinkState;
-use callapi_core::NotificationStream;
+
+use callapi_core::{CallApi, NotificationStream};
 use callapi_signal_mock::next_matching;
 use callapi_signal_ws::auth::{Claims, TokenAuthority};
 use callapi_signal_ws::server::{ServerConfig, ServerHandle, SignalServer};
@@ -118,13 +118,11 @@ pub async fn wait_for(
         .map_err(|err| format!("waiting for {what}: {err}").into())
 }
 
-/// Waits for the link to be up.
-pub async fn wait_linked(stream: &mut NotificationStream) -> Res<()> {
-    wait_for(stream, "link Connected", |n| {
-        matches!(n, Notification::Link(LinkState::Connected))
-    })
-    .await
-    .map(|_| ())
+/// Waits for the link to be up (already up counts).
+pub async fn wait_linked(api: &CallApi) -> Res<()> {
+    callapi_signal_mock::wait_linked(api, WAIT)
+        .await
+        .map_err(|err| format!("waiting for the link: {err}").into())
 }
 
 /// Waits for a state change to `state`.

@@ -163,8 +163,8 @@ async fn calls_setup(alice: CallApi, bob: CallApi, n: usize, supervised: bool) -
     let mut a_stream = alice.subscribe();
     let mut b_stream = bob.subscribe();
     if supervised {
-        wait_linked(&mut a_stream).await?;
-        wait_linked(&mut b_stream).await?;
+        wait_linked(&alice).await?;
+        wait_linked(&bob).await?;
     }
     alice.prepare(PrepareConfig::new("alice-room")).await?;
     bob.prepare(PrepareConfig::new("bob-room")).await?;

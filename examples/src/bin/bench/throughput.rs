@@ -47,10 +47,10 @@ pub async fn run(report: &mut Report, pairs: usize, window: Duration) -> Res<()>
         devices.push((caller, cs, callee, es));
     }
     let mut ready = Vec::with_capacity(pairs);
-    for (i, (caller, mut cs, callee, mut es)) in devices.into_iter().enumerate() {
+    for (i, (caller, cs, callee, es)) in devices.into_iter().enumerate() {
         ready.push(tokio::spawn(async move {
-            wait_linked(&mut cs).await?;
-            wait_linked(&mut es).await?;
+            wait_linked(&caller).await?;
+            wait_linked(&callee).await?;
             caller
                 .prepare(PrepareConfig::new(format!("c{i}-room")))
                 .await?;
