@@ -12,6 +12,11 @@ pub mod close_code {
     pub const NORMAL: u16 = 1000;
     /// The server is shutting down: reconnect at once (to another instance).
     pub const GOING_AWAY: u16 = 1001;
+    /// The client's bytes broke RFC 6455 (an unmasked or fragmented control frame, reserved
+    /// bits or opcodes, a continuation with no message): fix the WebSocket client.
+    pub const PROTOCOL_ERROR: u16 = 1002;
+    /// A text message (or close reason) was not valid UTF-8: send envelopes as UTF-8 text.
+    pub const INVALID_PAYLOAD: u16 = 1007;
     /// A message was larger than the server's frame limit (64 KiB by default).
     pub const MESSAGE_TOO_BIG: u16 = 1009;
     /// The token expired and no renewed token arrived in time: reconnect with a fresh token.

@@ -109,7 +109,8 @@ struct ServeArgs {
     /// Longest an envelope waits for an offline user [default: 10m].
     #[arg(long, env = "CALLAPI_MAX_OFFLINE_LIFETIME", value_parser = duration)]
     max_offline_lifetime: Option<Duration>,
-    /// Initial read buffer per socket, in bytes [default: 4096].
+    /// Most bytes read from a socket at a time, into a buffer shared by the worker thread (an
+    /// idle connection holds no read buffer) [default: 16384].
     #[arg(long, env = "CALLAPI_READ_BUFFER_BYTES")]
     read_buffer_bytes: Option<usize>,
     /// Most bytes waiting to be written to one socket; a socket that goes over it is closed

@@ -5,8 +5,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-
 use super::push::PushNotifier;
 use super::ServerError;
 use crate::tls::TlsSettings;
@@ -98,23 +96,13 @@ impl ServerConfig {
             return bad("handshake_timeout must be positive");
         }
         let b = &self.buffers;
-        if b.max_write_buffer_bytes <= b.write_buffer_bytes {
-            return bad("max_write_buffer_bytes must be greater than write_buffer_bytes");
+        if b.read_buffer_bytes == 0 {
+            return bad("read_buffer_bytes must be positive");
         }
         if b.max_write_buffer_bytes < l.max_frame_bytes {
             return bad("max_write_buffer_bytes must hold at least one frame (max_frame_bytes)");
         }
         Ok(())
-    }
-
-    /// The tungstenite settings of every socket.
-    pub(crate) fn websocket_config(&self) -> WebSocketConfig {
-        WebSocketConfig::default()
-            .read_buffer_size(self.buffers.read_buffer_bytes)
-            .write_buffer_size(self.buffers.write_buffer_bytes)
-            .max_write_buffer_size(self.buffers.max_write_buffer_bytes)
-            .max_message_size(Some(self.limits.max_frame_bytes))
-            .max_frame_size(Some(self.limits.max_frame_bytes))
     }
 }
 
@@ -226,16 +214,14 @@ impl Timers {
     }
 }
 
-/// Per-socket buffers. tungstenite's defaults are 128 KiB read and 128 KiB write buffers per
-/// socket; these defaults keep an idle connection small.
+/// Socket buffers. An idle connection holds none: sockets are read into a buffer each worker
+/// thread shares, and only an incomplete frame is kept per connection, until it is complete.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Buffers {
-    /// Initial read buffer (grows for a large message, up to the frame limit). Default 4 KiB.
+    /// Most bytes read from one socket at a time, into the worker thread's shared buffer (not a
+    /// buffer per connection). Default 16 KiB.
     pub read_buffer_bytes: usize,
-    /// Bytes gathered before a write reaches the socket (0: every frame is written at once,
-    /// which is what a signaling server wants). Default 0.
-    pub write_buffer_bytes: usize,
     /// Most bytes that may wait to be written to one socket (queued envelopes and the one being
     /// written, until the operating system took it). An envelope that would go over it is
     /// dropped and the socket is closed with 4010 (a slow consumer); the sender is not told.
@@ -246,8 +232,7 @@ pub struct Buffers {
 impl Default for Buffers {
     fn default() -> Self {
         Self {
-            read_buffer_bytes: 4 * 1024,
-            write_buffer_bytes: 0,
+            read_buffer_bytes: 16 * 1024,
             max_write_buffer_bytes: 1024 * 1024,
         }
     }

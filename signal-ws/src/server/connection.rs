@@ -6,18 +6,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use callapi_core::protocol::{decode_str, Body, DecodeError, DeviceId, UserId};
-use futures::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::time::{sleep_until, timeout, Instant};
-use tokio_tungstenite::tungstenite::error::Error as WsError;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
-use tokio_tungstenite::WebSocketStream;
+use tokio::time::{timeout, Instant};
+use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use super::hub::{Hub, RouteError};
 use super::limits::{RateLimiter, RateVerdict};
 use super::outbox::{outbox, Inbox, OverflowSignal};
+use super::ws::{Incoming, ReadError, SocketError, WsSocket};
 use super::Shared;
 use crate::frames::{close_code, ClientFrame, ErrorCode, Probe, ServerFrame};
 
@@ -81,7 +77,7 @@ enum Flow {
 struct Conn<S> {
     /// Declared before `ws`: fields drop in order, so the gauge is down before the socket closes.
     _counted: Counted,
-    ws: WebSocketStream<S>,
+    ws: WsSocket<S>,
     shared: Arc<Shared>,
     session: Session,
     expires_at: Instant,
@@ -92,7 +88,7 @@ struct Conn<S> {
 }
 
 /// Serves one upgraded socket until it closes.
-pub(crate) async fn run<S>(ws: WebSocketStream<S>, session: Session, shared: Arc<Shared>)
+pub(crate) async fn run<S>(ws: WsSocket<S>, session: Session, shared: Arc<Shared>)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
@@ -149,10 +145,26 @@ where
         exp: conn.session.exp,
         room: conn.session.room.clone(),
     };
-    if conn.send_frame(&hello).await {
+    if Box::pin(conn.send_frame(&hello)).await {
         conn.serve(inbox).await;
     }
     tracing::debug!(user = %conn.session.user, device = %conn.session.device, "disconnected");
+}
+
+/// What woke an idle connection.
+enum Wake {
+    Shutdown,
+    Incoming(Option<Result<Incoming, SocketError>>),
+    Overflow,
+    Outgoing(Option<Utf8Bytes>),
+    Timer,
+}
+
+/// The connection's deadlines. One timer (a single entry in tokio's shared timer wheel) is set
+/// to the earliest of them, rather than a timer for each.
+struct Deadlines {
+    next_ping: Instant,
+    last_seen: Instant,
 }
 
 impl<S> Conn<S>
@@ -163,10 +175,11 @@ where
         let timers = self.shared.config.timers.clone();
         let limits = self.shared.config.limits.clone();
         let dead_after = timers.dead_after();
-        let mut last_seen = Instant::now();
-        let mut ping =
-            tokio::time::interval_at(Instant::now() + timers.ping_interval, timers.ping_interval);
-        ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let now = Instant::now();
+        let mut at = Deadlines {
+            next_ping: now + timers.ping_interval,
+            last_seen: now,
+        };
         let mut limiter = RateLimiter::new(
             limits.rate_per_sec,
             limits.rate_burst,
@@ -175,45 +188,42 @@ where
             std::time::Instant::now(),
         );
         let mut shutdown = self.shared.shutdown.subscribe();
+        let timer = tokio::time::sleep_until(self.next_deadline(&at, dead_after));
+        tokio::pin!(timer);
         loop {
-            let flow = tokio::select! {
-                () = super::wait_shutdown(&mut shutdown) => {
-                    self.close(close_code::GOING_AWAY, "server shutting down").await;
+            let wake = tokio::select! {
+                () = super::wait_shutdown(&mut shutdown) => Wake::Shutdown,
+                incoming = self.ws.next() => Wake::Incoming(incoming),
+                () = self.overflow.wait() => Wake::Overflow,
+                out = inbox.recv() => Wake::Outgoing(out),
+                () = &mut timer => Wake::Timer,
+            };
+            // The handlers run boxed: an idle connection's future holds only the wait above.
+            let flow = match wake {
+                Wake::Shutdown => {
+                    Box::pin(self.close(close_code::GOING_AWAY, "server shutting down")).await;
                     Flow::Stop
                 }
-                incoming = self.ws.next() => {
-                    last_seen = Instant::now();
-                    self.on_incoming(incoming, &mut limiter).await
+                Wake::Incoming(incoming) => {
+                    at.last_seen = Instant::now();
+                    Box::pin(self.on_incoming(incoming, &mut limiter)).await
                 }
-                () = self.overflow.wait() => Flow::SlowConsumer,
-                out = inbox.recv() => match out {
-                    Some(text) => {
-                        let len = text.len();
-                        let flow = self.send(Message::Text(text)).await;
-                        inbox.written(len);
-                        flow
-                    }
-                    None => {
-                        self.close(close_code::REPLACED, "replaced by a newer connection of this device").await;
-                        Flow::Stop
-                    }
-                },
-                _ = ping.tick() => self.send(Message::Ping(Default::default())).await,
-                () = sleep_until(last_seen + dead_after) => {
-                    self.shared.metrics.keepalive_drops.inc();
-                    tracing::info!(user = %self.session.user, device = %self.session.device,
-                        "no pong for {dead_after:?}; dropping the socket");
+                Wake::Overflow => Flow::SlowConsumer,
+                Wake::Outgoing(Some(text)) => {
+                    let len = text.len();
+                    let flow = Box::pin(self.send_text(text)).await;
+                    inbox.written(len);
+                    flow
+                }
+                Wake::Outgoing(None) => {
+                    Box::pin(self.close(
+                        close_code::REPLACED,
+                        "replaced by a newer connection of this device",
+                    ))
+                    .await;
                     Flow::Stop
                 }
-                () = sleep_until(self.warn_at), if !self.warned => {
-                    self.warned = true;
-                    self.send_frame(&ServerFrame::TokenWillExpire { exp: self.session.exp }).await.into()
-                }
-                () = sleep_until(self.expires_at) => {
-                    self.shared.metrics.expiry_closes.inc();
-                    self.close(close_code::TOKEN_EXPIRED, "token expired").await;
-                    Flow::Stop
-                }
+                Wake::Timer => Box::pin(self.on_timer(&mut at, dead_after)).await,
             };
             match flow {
                 Flow::Continue => {}
@@ -221,33 +231,96 @@ where
                 Flow::Stop if !self.overflow.is_set() => return,
                 Flow::Stop | Flow::SlowConsumer => {
                     inbox.discard();
-                    self.close_slow_consumer().await;
+                    Box::pin(self.close_slow_consumer()).await;
                     return;
                 }
+            }
+            // Re-arm only when a deadline came nearer or the timer fired: a message that moves
+            // the dead-peer deadline later needs no timer update (the timer wakes early and is
+            // set again then).
+            let next = self.next_deadline(&at, dead_after);
+            if next < timer.deadline() || timer.is_elapsed() {
+                timer.as_mut().reset(next);
             }
         }
     }
 
+    /// The earliest deadline: the next ping, the dead-peer limit, the expiry warning, expiry.
+    fn next_deadline(&self, at: &Deadlines, dead_after: Duration) -> Instant {
+        let mut next = at
+            .next_ping
+            .min(at.last_seen + dead_after)
+            .min(self.expires_at);
+        if !self.warned {
+            next = next.min(self.warn_at);
+        }
+        next
+    }
+
+    /// Does what the deadlines that passed call for.
+    async fn on_timer(&mut self, at: &mut Deadlines, dead_after: Duration) -> Flow {
+        let now = Instant::now();
+        if now >= self.expires_at {
+            self.shared.metrics.expiry_closes.inc();
+            self.close(close_code::TOKEN_EXPIRED, "token expired").await;
+            return Flow::Stop;
+        }
+        if now >= at.last_seen + dead_after {
+            self.shared.metrics.keepalive_drops.inc();
+            tracing::info!(user = %self.session.user, device = %self.session.device,
+                "no pong for {dead_after:?}; dropping the socket");
+            return Flow::Stop;
+        }
+        if !self.warned && now >= self.warn_at {
+            self.warned = true;
+            let frame = ServerFrame::TokenWillExpire {
+                exp: self.session.exp,
+            };
+            if !self.send_frame(&frame).await {
+                return Flow::Stop;
+            }
+        }
+        if now >= at.next_ping {
+            at.next_ping = now + self.shared.config.timers.ping_interval;
+            return self.send_ping().await;
+        }
+        Flow::Continue
+    }
+
     async fn on_incoming(
         &mut self,
-        incoming: Option<Result<Message, WsError>>,
+        incoming: Option<Result<Incoming, SocketError>>,
         limiter: &mut RateLimiter,
     ) -> Flow {
         let msg = match incoming {
             None => return Flow::Stop,
             Some(Ok(msg)) => msg,
-            Some(Err(WsError::Capacity(err))) => {
+            Some(Err(SocketError::Read(err @ ReadError::TooBig { .. }))) => {
                 self.shared.metrics.limit_hit("frame_size");
                 tracing::info!(user = %self.session.user, %err, "oversize message");
                 self.close_oversize().await;
                 return Flow::Stop;
             }
-            Some(Err(err)) => {
+            Some(Err(SocketError::Read(err))) => {
+                tracing::info!(user = %self.session.user, %err, "closing the socket");
+                let code = match err {
+                    ReadError::NotUtf8 => close_code::INVALID_PAYLOAD,
+                    _ => close_code::PROTOCOL_ERROR,
+                };
+                let reason = match err {
+                    ReadError::NotUtf8 => "a text message or close reason is not valid UTF-8",
+                    _ => "WebSocket protocol violation",
+                };
+                let wait = self.shared.config.timers.close_timeout;
+                let _ = timeout(wait, self.ws.send_close(code, reason)).await;
+                return Flow::Stop;
+            }
+            Some(Err(SocketError::Io(err))) => {
                 tracing::debug!(user = %self.session.user, %err, "socket error");
                 return Flow::Stop;
             }
         };
-        if matches!(msg, Message::Binary(_) | Message::Ping(_)) {
+        if matches!(msg, Incoming::Binary | Incoming::Ping(_)) {
             if let Some(flow) = self
                 .limit(limiter.check(std::time::Instant::now()), None)
                 .await
@@ -256,8 +329,8 @@ where
             }
         }
         match msg {
-            Message::Text(text) => self.on_text(text, limiter).await,
-            Message::Binary(_) => {
+            Incoming::Text(text) => self.on_text(text, limiter).await,
+            Incoming::Binary => {
                 self.shared.metrics.dropped("invalid");
                 self.error(
                     ErrorCode::InvalidEnvelope,
@@ -266,12 +339,25 @@ where
                 )
                 .await
             }
-            Message::Close(_) => {
-                // Answer the peer's close (tungstenite queued the reply) and stop.
-                let _ = timeout(self.shared.config.timers.close_timeout, self.ws.close(None)).await;
+            Incoming::Ping(payload) => {
+                let write = self.shared.config.timers.write_timeout;
+                match timeout(write, self.ws.send_pong(payload)).await {
+                    Ok(Ok(())) => Flow::Continue,
+                    _ => Flow::Stop,
+                }
+            }
+            Incoming::Close(code) => {
+                // Answer the peer's close with its own code (RFC 6455 §5.5.1) and stop.
+                let code = match code.map(|(c, _)| c) {
+                    None => close_code::NORMAL,
+                    Some(c @ (1000..=1003 | 1007..=1011 | 3000..=4999)) => c,
+                    Some(_) => close_code::PROTOCOL_ERROR,
+                };
+                let wait = self.shared.config.timers.close_timeout;
+                let _ = timeout(wait, self.ws.send_close(code, "")).await;
                 Flow::Stop
             }
-            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => Flow::Continue,
+            Incoming::Pong => Flow::Continue,
         }
     }
 
@@ -429,28 +515,45 @@ where
     /// Sends a control frame; `false` if the socket is gone.
     async fn send_frame(&mut self, frame: &ServerFrame) -> bool {
         match serde_json::to_string(frame) {
-            Ok(json) => matches!(self.send(Message::text(json)).await, Flow::Continue),
+            Ok(json) => matches!(self.send_text(Utf8Bytes::from(json)).await, Flow::Continue),
             Err(_) => true,
         }
     }
 
-    /// Writes a message; gives up (with [`Flow::SlowConsumer`]) as soon as routing finds the
-    /// socket over its write budget, rather than waiting out the write timeout.
-    async fn send(&mut self, msg: Message) -> Flow {
-        let write = timeout(self.shared.config.timers.write_timeout, self.ws.send(msg));
+    /// Writes a text message (see [`write`](Self::write)).
+    async fn send_text(&mut self, text: Utf8Bytes) -> Flow {
+        let write = self.ws.send_text(text);
+        Self::write(&self.shared, &self.session, &self.overflow, write).await
+    }
+
+    /// Sends a keepalive ping (see [`write`](Self::write)).
+    async fn send_ping(&mut self) -> Flow {
+        let write = self.ws.send_ping();
+        Self::write(&self.shared, &self.session, &self.overflow, write).await
+    }
+
+    /// Runs a write; gives up (with [`Flow::SlowConsumer`]) as soon as routing finds the socket
+    /// over its write budget, rather than waiting out the write timeout.
+    async fn write(
+        shared: &Shared,
+        session: &Session,
+        overflow: &OverflowSignal,
+        write: impl std::future::Future<Output = std::io::Result<()>>,
+    ) -> Flow {
+        let write = timeout(shared.config.timers.write_timeout, write);
         let written = tokio::select! {
             biased;
             written = write => written,
-            () = self.overflow.wait() => return Flow::SlowConsumer,
+            () = overflow.wait() => return Flow::SlowConsumer,
         };
         match written {
             Ok(Ok(())) => Flow::Continue,
             Ok(Err(err)) => {
-                tracing::debug!(user = %self.session.user, %err, "write failed");
+                tracing::debug!(user = %session.user, %err, "write failed");
                 Flow::Stop
             }
             Err(_) => {
-                tracing::info!(user = %self.session.user, "write timed out; dropping the socket");
+                tracing::info!(user = %session.user, "write timed out; dropping the socket");
                 Flow::Stop
             }
         }
@@ -466,19 +569,15 @@ where
     /// peer's.
     async fn close_with(&mut self, code: u16, reason: &'static str, write_wait: Duration) {
         let wait = self.shared.config.timers.close_timeout;
-        let frame = CloseFrame {
-            code: CloseCode::from(code),
-            reason: reason.into(),
-        };
         if !matches!(
-            timeout(write_wait, self.ws.close(Some(frame))).await,
+            timeout(write_wait, self.ws.send_close(code, reason)).await,
             Ok(Ok(()))
         ) {
             return;
         }
         let _ = timeout(wait, async {
             while let Some(Ok(msg)) = self.ws.next().await {
-                if let Message::Close(_) = msg {
+                if let Incoming::Close(_) = msg {
                     break;
                 }
             }
@@ -508,15 +607,15 @@ where
     /// is not lost to a TCP reset.
     async fn close_oversize(&mut self) {
         let wait = self.shared.config.timers.close_timeout;
-        let frame = CloseFrame {
-            code: CloseCode::from(close_code::MESSAGE_TOO_BIG),
-            reason: format!(
-                "message larger than {} bytes",
-                self.shared.config.limits.max_frame_bytes
-            )
-            .into(),
-        };
-        let _ = timeout(wait, self.ws.close(Some(frame))).await;
+        let reason = format!(
+            "message larger than {} bytes",
+            self.shared.config.limits.max_frame_bytes
+        );
+        let _ = timeout(
+            wait,
+            self.ws.send_close(close_code::MESSAGE_TOO_BIG, &reason),
+        )
+        .await;
         let io = self.ws.get_mut();
         let _ = timeout(wait, async {
             let _ = io.shutdown().await;

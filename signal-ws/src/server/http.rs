@@ -18,12 +18,11 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::OwnedSemaphorePermit;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
-use tokio_tungstenite::tungstenite::protocol::Role;
-use tokio_tungstenite::WebSocketStream;
 
 use callapi_core::protocol::DeviceId;
 
-use super::connection::{self, Session};
+use super::connection::Session;
+use super::ws::WsSocket;
 use super::Shared;
 use crate::auth::AuthError;
 use crate::frames::WWW_AUTHENTICATE_EXPIRED;
@@ -39,9 +38,47 @@ struct PendingUpgrade {
     session: Session,
 }
 
-/// Serves one accepted connection. `permit` counts it as a pending handshake until its first
-/// request has arrived.
-pub(crate) async fn serve<I>(io: I, shared: Arc<Shared>, permit: OwnedSemaphorePermit)
+/// The WebSocket of an upgraded connection (whatever it runs over: hyper's `Upgraded` hides
+/// whether it is TLS).
+pub(crate) type Upgraded = WsSocket<TokioIo<hyper::upgrade::Upgraded>>;
+
+/// Serves HTTP on one accepted connection until it closes or is upgraded to a WebSocket, which
+/// it returns with who the token says is on it. `permit` counts the connection as a pending
+/// handshake until its first request has arrived.
+pub(crate) async fn upgrade<I>(
+    io: I,
+    shared: Arc<Shared>,
+    permit: OwnedSemaphorePermit,
+) -> Option<(Upgraded, Session)>
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let PendingUpgrade {
+        on_upgrade,
+        session,
+    } = http_phase(io, shared.clone(), permit).await?;
+    match on_upgrade.await {
+        Ok(upgraded) => {
+            let ws = WsSocket::new(
+                TokioIo::new(upgraded),
+                shared.config.limits.max_frame_bytes,
+                shared.config.buffers.read_buffer_bytes,
+            );
+            Some((ws, session))
+        }
+        Err(err) => {
+            tracing::debug!(%err, "upgrade failed");
+            None
+        }
+    }
+}
+
+/// Serves HTTP requests until the connection closes or is upgraded; returns the upgrade.
+async fn http_phase<I>(
+    io: I,
+    shared: Arc<Shared>,
+    permit: OwnedSemaphorePermit,
+) -> Option<PendingUpgrade>
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -76,24 +113,7 @@ where
         }
     }
     let upgrade = lock(&pending).take();
-    if let Some(PendingUpgrade {
-        on_upgrade,
-        session,
-    }) = upgrade
-    {
-        match on_upgrade.await {
-            Ok(upgraded) => {
-                let ws = WebSocketStream::from_raw_socket(
-                    TokioIo::new(upgraded),
-                    Role::Server,
-                    Some(shared.config.websocket_config()),
-                )
-                .await;
-                connection::run(ws, session, shared).await;
-            }
-            Err(err) => tracing::debug!(%err, "upgrade failed"),
-        }
-    }
+    upgrade
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

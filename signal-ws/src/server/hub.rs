@@ -163,7 +163,11 @@ impl Hub {
         let now = Instant::now();
         let mut guard = self.lock();
         let st = &mut *guard;
-        let slots = st.online.entry(user.clone()).or_default();
+        // Most users have one device online: room for one, so an idle user costs one slot.
+        let slots = st
+            .online
+            .entry(user.clone())
+            .or_insert_with(|| Vec::with_capacity(1));
         if let Some(pos) = slots.iter().position(|s| &s.device == device) {
             tracing::debug!(%user, %device, "a new connection replaces the device's old one");
             slots.swap_remove(pos);

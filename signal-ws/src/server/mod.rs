@@ -25,6 +25,7 @@ mod metrics;
 mod outbox;
 mod push;
 mod shutdown;
+mod ws;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -302,21 +303,41 @@ async fn accept_loop(
     tracing::info!("signaling server stopped");
 }
 
+/// Serves one accepted connection: the HTTP (and TLS) handshake, then the WebSocket. Each
+/// phase runs boxed, so the task of an idle connection holds only the WebSocket phase's state,
+/// not hyper's or rustls's handshake state too.
 async fn serve_tcp(
     tcp: TcpStream,
     tls: Option<tokio_rustls::TlsAcceptor>,
     shared: Arc<Shared>,
     permit: OwnedSemaphorePermit,
 ) {
-    match tls {
-        None => http::serve(tcp, shared, permit).await,
-        Some(acceptor) => {
-            let limit = shared.config.timers.handshake_timeout;
-            match tokio::time::timeout(limit, acceptor.accept(tcp)).await {
-                Ok(Ok(stream)) => http::serve(stream, shared, permit).await,
-                Ok(Err(err)) => tracing::debug!(%err, "TLS handshake failed"),
-                Err(_) => tracing::debug!("TLS handshake timed out"),
-            }
+    let upgraded = match tls {
+        None => Box::pin(http::upgrade(tcp, shared.clone(), permit)).await,
+        Some(acceptor) => Box::pin(tls_upgrade(acceptor, tcp, shared.clone(), permit)).await,
+    };
+    if let Some((ws, session)) = upgraded {
+        Box::pin(connection::run(ws, session, shared)).await;
+    }
+}
+
+/// The TLS handshake, then [`http::upgrade`].
+async fn tls_upgrade(
+    acceptor: tokio_rustls::TlsAcceptor,
+    tcp: TcpStream,
+    shared: Arc<Shared>,
+    permit: OwnedSemaphorePermit,
+) -> Option<(http::Upgraded, connection::Session)> {
+    let limit = shared.config.timers.handshake_timeout;
+    match tokio::time::timeout(limit, acceptor.accept(tcp)).await {
+        Ok(Ok(stream)) => http::upgrade(stream, shared, permit).await,
+        Ok(Err(err)) => {
+            tracing::debug!(%err, "TLS handshake failed");
+            None
+        }
+        Err(_) => {
+            tracing::debug!("TLS handshake timed out");
+            None
         }
     }
 }
