@@ -168,7 +168,7 @@ struct VersionProbe {
 const DEPTH_LIMIT: usize = 128;
 
 /// `true` for a member that is present, whatever its value.
-fn present_any<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+pub(super) fn present_any<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
     serde::de::IgnoredAny::deserialize(d).map(|_| true)
 }
 
@@ -179,7 +179,7 @@ fn present_value<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>
 /// Whether JSON text reaches [`DEPTH_LIMIT`] levels of arrays/objects anywhere, including in
 /// fields the decoder would otherwise skip. Only brackets outside strings count; invalid JSON is
 /// left for the parser to refuse.
-fn too_deep(bytes: &[u8]) -> bool {
+pub(super) fn too_deep(bytes: &[u8]) -> bool {
     let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
     for &b in bytes {
         if in_string {
@@ -316,7 +316,7 @@ pub fn encode_string(env: &Envelope) -> Result<String, EncodeError> {
     encode(env).map(|b| String::from_utf8_lossy(&b).into_owned())
 }
 
-fn classify(err: &serde_json::Error, text: &str) -> DecodeError {
+pub(super) fn classify(err: &serde_json::Error, text: &str) -> DecodeError {
     let msg = err.to_string();
     if msg.contains("recursion limit") {
         return DecodeError::TooDeep;
@@ -382,7 +382,11 @@ fn roster(members: Vec<Member>) -> Result<Vec<Member>, DecodeError> {
     Ok(members)
 }
 
-fn need<T>(v: Option<T>, kind: &'static str, field: &'static str) -> Result<T, DecodeError> {
+pub(super) fn need<T>(
+    v: Option<T>,
+    kind: &'static str,
+    field: &'static str,
+) -> Result<T, DecodeError> {
     v.ok_or(DecodeError::MissingField { kind, field })
 }
 

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use callapi_core::protocol::{decode_str, Body, DecodeError, DeviceId, UserId};
+use callapi_core::protocol::{decode_header, DecodeError, DeviceId, UserId};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::{timeout, Instant};
 use tokio_tungstenite::tungstenite::Utf8Bytes;
@@ -381,7 +381,7 @@ where
     }
 
     async fn on_text(&mut self, text: Utf8Bytes, limiter: &mut RateLimiter) -> Flow {
-        let decoded = decode_str(&text);
+        let decoded = decode_header(&text);
         // Only a frame that is not an envelope is probed for a control `type` and an `id`.
         let probe = match &decoded {
             Ok(_) => Probe::default(),
@@ -389,9 +389,7 @@ where
         };
         let now = std::time::Instant::now();
         let (verdict, id) = match &decoded {
-            Ok(env) if matches!(env.body, Body::Ack { .. }) => {
-                (limiter.check_ack(now), Some(env.id.to_string()))
-            }
+            Ok(env) if env.is_ack() => (limiter.check_ack(now), Some(env.id.to_string())),
             Ok(env) => (limiter.check(now), Some(env.id.to_string())),
             Err(_) => (limiter.check(now), probe.id_string()),
         };
@@ -412,10 +410,10 @@ where
                         .await;
                 }
                 self.shared.metrics.received.inc();
-                let routed = self
-                    .shared
-                    .hub
-                    .route(self.session.room.as_deref(), &env, text);
+                let routed =
+                    self.shared
+                        .hub
+                        .route(self.session.room.as_deref(), &env, text.clone());
                 return match routed {
                     Ok(()) => Flow::Continue,
                     Err(RouteError::OutOfScope(msg)) => {

@@ -8,7 +8,9 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use callapi_core::protocol::{Body, CallId, DeviceId, Envelope, MessageId, UserId};
+use callapi_core::protocol::{
+    decode_str, Body, CallId, DeviceId, MessageId, RoutingHeader, UserId,
+};
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
@@ -267,14 +269,11 @@ impl Hub {
     pub(crate) fn route(
         &self,
         sender_scope: Option<&str>,
-        env: &Envelope,
+        env: &RoutingHeader<'_>,
         text: Utf8Bytes,
     ) -> Result<(), RouteError> {
         let now = Instant::now();
-        let invite_room = match &env.body {
-            Body::Invite { room_id, .. } => Some(room_id.as_str()),
-            _ => None,
-        };
+        let invite_room = env.room_id.as_deref();
         let max_calls = self.limits.max_tracked_calls;
         let mut push = None;
         {
@@ -340,34 +339,16 @@ impl Hub {
             }
             if !target_online {
                 let user_online = st.online.contains_key(&env.to);
+                let invite = env.is_invite().then(|| text.clone());
                 let queued = self.enqueue(st, env, text, invite_room, now);
                 if queued && !user_online {
-                    if let Body::Invite {
-                        room_id,
-                        call_type,
-                        extension,
-                        ..
-                    } = &env.body
-                    {
-                        push = Some(PushNotification {
-                            kind: "invite",
-                            to: env.to.to_string(),
-                            from: env.from.to_string(),
-                            from_device: env.from_device.to_string(),
-                            call_id: env.call_id.to_string(),
-                            envelope_id: env.id.to_string(),
-                            room_id: room_id.clone(),
-                            call_type: *call_type,
-                            extension: extension.clone(),
-                            expires_at_ms: env.ts.saturating_add(env.lifetime_ms),
-                        });
-                    }
+                    push = invite;
                 }
             }
             self.publish_gauges(st);
         }
-        if let Some(p) = push {
-            self.send_push(p);
+        if let Some(text) = push {
+            self.push_invite(&text);
         }
         Ok(())
     }
@@ -376,7 +357,7 @@ impl Hub {
     fn enqueue(
         &self,
         st: &mut State,
-        env: &Envelope,
+        env: &RoutingHeader<'_>,
         text: Utf8Bytes,
         invite_room: Option<&str>,
         now: Instant,
@@ -429,6 +410,39 @@ impl Hub {
         st.queued_total += 1;
         self.metrics.queued.inc();
         true
+    }
+
+    /// Sends the push notification for an invite to a user with no device online. The invite
+    /// is decoded in full here, the only place the server reads an envelope's body; one that
+    /// does not decode (the receiver would refuse it too) gets no push.
+    fn push_invite(&self, text: &str) {
+        let env = match decode_str(text) {
+            Ok(env) => env,
+            Err(err) => {
+                tracing::debug!(%err, "queued invite does not decode; no push");
+                return;
+            }
+        };
+        if let Body::Invite {
+            room_id,
+            call_type,
+            extension,
+            ..
+        } = env.body
+        {
+            self.send_push(PushNotification {
+                kind: "invite",
+                to: env.to.to_string(),
+                from: env.from.to_string(),
+                from_device: env.from_device.to_string(),
+                call_id: env.call_id.to_string(),
+                envelope_id: env.id.to_string(),
+                room_id,
+                call_type,
+                extension,
+                expires_at_ms: env.ts.saturating_add(env.lifetime_ms),
+            });
+        }
     }
 
     fn send_push(&self, push: PushNotification) {

@@ -206,6 +206,22 @@ impl Raw {
             .expect("a frame within the wait")
     }
 
+    /// The next text frame's exact text, skipping pings and pongs.
+    pub async fn text(&mut self) -> String {
+        let read = async {
+            loop {
+                match self.ws.next().await {
+                    Some(Ok(Message::Text(t))) => return t.to_string(),
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                    other => panic!("expected a text frame, got {other:?}"),
+                }
+            }
+        };
+        tokio::time::timeout(WAIT, read)
+            .await
+            .expect("a text frame within the wait")
+    }
+
     /// The next frame, which must be a JSON text frame.
     pub async fn json(&mut self) -> Value {
         match self.next().await {
