@@ -1,14 +1,5 @@
 //! The routing header of an envelope: the members a relay reads to route it, decoded without
-//! the body.
-//!
-//! A relay (the signaling server) needs the sender, the addressee, the call, the kind, the
-//! lifetime and an invite's room; it forwards the sender's bytes unchanged, so it has no use
-//! for the body's values (a media payload's SDP, an extension map, a roster). [`decode_header`]
-//! applies every envelope-level rule of [`decode_str`](super::decode_str) — size, nesting
-//! depth, a JSON object, the version, a known kind, the common members present and well
-//! formed, no member given twice among those it reads, no reserved `type` member — and skips
-//! the body's members without building values for them (their JSON syntax is still checked).
-//! The receiver's decoder checks the body.
+//! the body ([`decode_header`]).
 
 use std::borrow::Cow;
 
@@ -24,7 +15,7 @@ const KINDS: &[&str] = &[
     "dtmf", "ack", "members",
 ];
 
-/// The members of an envelope a relay routes by; see the [module docs](self).
+/// The members of an envelope a relay routes by, as [`decode_header`] reads them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoutingHeader<'a> {
     /// The envelope's id.
@@ -104,9 +95,17 @@ struct HeaderWire<'a> {
     reserved_type: bool,
 }
 
-/// Decodes the routing header of an envelope; see the [module docs](self) for what it checks.
-/// Refuses exactly what [`decode_str`](super::decode_str) refuses at the envelope level, with
-/// the same [`DecodeError`].
+/// Decodes the routing header of an envelope without the body.
+///
+/// A relay (the signaling server) needs the sender, the addressee, the call, the kind, the
+/// lifetime and an invite's room; it forwards the sender's bytes unchanged, so it has no use
+/// for the body's values (a media payload's SDP, an extension map, a roster). This applies
+/// every envelope-level rule of [`decode_str`](super::decode_str) — size, nesting depth, a
+/// JSON object, the version, a known kind, the common members present and well formed, no
+/// member given twice among those it reads, no reserved `type` member — and skips the body's
+/// members without building values for them (their JSON syntax is still checked). It refuses
+/// exactly what `decode_str` refuses at the envelope level, with the same [`DecodeError`]; the
+/// receiver's decoder checks the body.
 pub fn decode_header(text: &str) -> Result<RoutingHeader<'_>, DecodeError> {
     if text.len() > MAX_ENVELOPE_BYTES {
         return Err(DecodeError::TooLarge {
