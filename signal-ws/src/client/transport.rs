@@ -1,6 +1,7 @@
-//! [`WsTransport`]: one connection attempt to a callapi signaling server, for the core's
-//! `Supervisor`.
+//! [`WsTransport`]: one connection attempt to a callapi signaling server (or to the first
+//! reachable one of several), for the core's `Supervisor`.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -34,6 +35,9 @@ pub enum ClientError {
         /// What is wrong with it.
         reason: String,
     },
+    /// A transport was asked for with an empty list of server URLs.
+    #[error("no signaling URL given: pass at least one ws:// or wss:// URL")]
+    NoUrl,
     /// The TLS settings could not be built.
     #[error(transparent)]
     Tls(#[from] crate::tls::TlsError),
@@ -88,36 +92,82 @@ impl ClientOptions {
 /// A [`Transport`] to a callapi signaling server over WebSocket (`ws://` or `wss://` via
 /// rustls). Give it to the core's `Supervisor` (or use [`WsSignalClient`]) for tokens,
 /// reconnection and renewal.
+///
+/// With several URLs ([`WsTransport::with_failover`], the nodes of a fleet) an attempt starts
+/// at the URL that worked last and, when a server cannot be reached or fails transiently,
+/// tries the next one in the same attempt, each URL at most once; the supervisor's reconnect
+/// schedule and its bound on one attempt are unchanged. A refusal of the token (unauthorized,
+/// expired) ends the attempt at once: the nodes of one fleet share the token secret, so the
+/// next one would say the same.
+///
+/// ```
+/// use callapi_signal_ws::client::WsTransport;
+///
+/// let one = WsTransport::new("ws://127.0.0.1:8765")?;
+/// assert_eq!(one.url(), "ws://127.0.0.1:8765/v1/signal");
+/// let fleet = WsTransport::with_failover(["ws://10.0.0.1:8765", "ws://10.0.0.2:8765"])?;
+/// assert_eq!(fleet.urls().len(), 2);
+/// # Ok::<(), callapi_signal_ws::client::ClientError>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct WsTransport {
-    url: String,
+    /// The endpoint URLs, each with its path.
+    urls: Arc<[String]>,
+    /// The index into `urls` of the next attempt's first try (the one that worked last, or the
+    /// one after the last that failed). Shared with the attempt futures, which outlive `&mut self`.
+    cursor: Arc<AtomicUsize>,
     tls: Option<Arc<rustls::ClientConfig>>,
     options: ClientOptions,
+}
+
+/// `url` checked and completed with the signaling path; whether it is `wss`.
+fn endpoint(url: &str) -> Result<(String, bool), ClientError> {
+    let invalid = |reason: &str| ClientError::InvalidUrl {
+        url: url.to_owned(),
+        reason: reason.to_owned(),
+    };
+    let uri: Uri = url.parse().map_err(|e| invalid(&format!("{e}")))?;
+    let secure = match uri.scheme_str() {
+        Some("ws") => false,
+        Some("wss") => true,
+        _ => return Err(invalid("the scheme must be ws:// or wss://")),
+    };
+    if uri.host().is_none_or(str::is_empty) {
+        return Err(invalid("no host"));
+    }
+    let mut full = url.to_owned();
+    if matches!(uri.path(), "" | "/") {
+        let authority = uri.authority().map(|a| a.as_str()).unwrap_or_default();
+        let scheme = if secure { "wss" } else { "ws" };
+        let query = uri.query().map(|q| format!("?{q}")).unwrap_or_default();
+        full = format!("{scheme}://{authority}{SIGNAL_PATH}{query}");
+    }
+    Ok((full, secure))
 }
 
 impl WsTransport {
     /// A transport to `url`: `ws://host:port/v1/signal` or `wss://...`. A URL without a path
     /// gets `/v1/signal`. `wss` trusts the Mozilla roots (`webpki-roots`).
     pub fn new(url: &str) -> Result<Self, ClientError> {
-        let invalid = |reason: &str| ClientError::InvalidUrl {
-            url: url.to_owned(),
-            reason: reason.to_owned(),
-        };
-        let uri: Uri = url.parse().map_err(|e| invalid(&format!("{e}")))?;
-        let secure = match uri.scheme_str() {
-            Some("ws") => false,
-            Some("wss") => true,
-            _ => return Err(invalid("the scheme must be ws:// or wss://")),
-        };
-        if uri.host().is_none_or(str::is_empty) {
-            return Err(invalid("no host"));
+        Self::with_failover([url])
+    }
+
+    /// A transport to the first reachable of several servers (the nodes of a fleet), each URL
+    /// as for [`new`](Self::new); see the type's docs for the order they are tried in.
+    pub fn with_failover<I, S>(urls: I) -> Result<Self, ClientError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let mut full = Vec::new();
+        let mut secure = false;
+        for url in urls {
+            let (url, tls) = endpoint(url.as_ref())?;
+            secure |= tls;
+            full.push(url);
         }
-        let mut full = url.to_owned();
-        if matches!(uri.path(), "" | "/") {
-            let authority = uri.authority().map(|a| a.as_str()).unwrap_or_default();
-            let scheme = if secure { "wss" } else { "ws" };
-            let query = uri.query().map(|q| format!("?{q}")).unwrap_or_default();
-            full = format!("{scheme}://{authority}{SIGNAL_PATH}{query}");
+        if full.is_empty() {
+            return Err(ClientError::NoUrl);
         }
         let tls = if secure {
             Some(crate::tls::client_config(None)?)
@@ -125,7 +175,8 @@ impl WsTransport {
             None
         };
         Ok(Self {
-            url: full,
+            urls: full.into(),
+            cursor: Arc::new(AtomicUsize::new(0)),
             tls,
             options: ClientOptions::default(),
         })
@@ -149,29 +200,36 @@ impl WsTransport {
         self
     }
 
-    /// The endpoint URL.
+    /// The endpoint URL the next attempt tries first.
     pub fn url(&self) -> &str {
-        &self.url
+        let i = self.cursor.load(Ordering::Relaxed) % self.urls.len();
+        &self.urls[i]
     }
 
-    fn request(
-        &self,
-        identity: &Identity,
-        token: &str,
-    ) -> Result<tokio_tungstenite::tungstenite::handshake::client::Request, ConnectError> {
-        let sep = if self.url.contains('?') { '&' } else { '?' };
-        let device: String =
-            form_urlencoded::byte_serialize(identity.device.as_str().as_bytes()).collect();
-        let url = format!("{}{sep}device={device}", self.url);
-        let mut req = url
-            .into_client_request()
-            .map_err(|e| ConnectError::Unauthorized(format!("bad signaling URL: {e}")))?;
-        let auth = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
-            ConnectError::Unauthorized("the token is not a valid HTTP header value".into())
-        })?;
-        req.headers_mut().insert(AUTHORIZATION, auth);
-        Ok(req)
+    /// Every endpoint URL, in the order given.
+    pub fn urls(&self) -> &[String] {
+        &self.urls
     }
+}
+
+/// The upgrade request to `endpoint` for `identity` with `token`.
+fn request(
+    endpoint: &str,
+    identity: &Identity,
+    token: &str,
+) -> Result<tokio_tungstenite::tungstenite::handshake::client::Request, ConnectError> {
+    let sep = if endpoint.contains('?') { '&' } else { '?' };
+    let device: String =
+        form_urlencoded::byte_serialize(identity.device.as_str().as_bytes()).collect();
+    let url = format!("{endpoint}{sep}device={device}");
+    let mut req = url
+        .into_client_request()
+        .map_err(|e| ConnectError::Unauthorized(format!("bad signaling URL: {e}")))?;
+    let auth = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
+        ConnectError::Unauthorized("the token is not a valid HTTP header value".into())
+    })?;
+    req.headers_mut().insert(AUTHORIZATION, auth);
+    Ok(req)
 }
 
 /// Maps a failed WebSocket handshake to what the supervisor should do.
@@ -263,6 +321,46 @@ where
     }
 }
 
+/// One try at one endpoint: the upgrade, the server's `hello`, and its identity checked.
+async fn connect_to(
+    req: Result<tokio_tungstenite::tungstenite::handshake::client::Request, ConnectError>,
+    connector: Connector,
+    options: &ClientOptions,
+    identity: &Identity,
+) -> Result<WsLink, ConnectError> {
+    let (mut ws, _resp) = connect_async_tls_with_config(
+        req?,
+        Some(options.websocket_config()),
+        true,
+        Some(connector),
+    )
+    .await
+    .map_err(handshake_error)?;
+    let hello = match timeout(options.hello_timeout, wait_hello(&mut ws)).await {
+        Ok(result) => result?,
+        Err(_) => {
+            return Err(ConnectError::Transient(
+                "no hello from the server in time".into(),
+            ))
+        }
+    };
+    if hello.user != identity.user.as_str() {
+        return Err(ConnectError::Unauthorized(format!(
+            "the token is for user {:?}, not {:?}",
+            hello.user,
+            identity.user.as_str()
+        )));
+    }
+    if hello.device != identity.device.as_str() {
+        return Err(ConnectError::Unauthorized(format!(
+            "the server registered device {:?}, not {:?}",
+            hello.device,
+            identity.device.as_str()
+        )));
+    }
+    Ok(WsLink::new(ws, hello, options))
+}
+
 impl Transport for WsTransport {
     type Link = WsLink;
 
@@ -271,45 +369,36 @@ impl Transport for WsTransport {
         identity: &Identity,
         token: &str,
     ) -> impl std::future::Future<Output = Result<WsLink, ConnectError>> + Send + 'static {
-        let req = self.request(identity, token);
         let connector = match &self.tls {
             Some(config) => Connector::Rustls(config.clone()),
             None => Connector::Plain,
         };
+        let urls = Arc::clone(&self.urls);
+        let cursor = Arc::clone(&self.cursor);
         let options = self.options.clone();
         let identity = identity.clone();
+        let token = token.to_owned();
         async move {
-            let (mut ws, _resp) = connect_async_tls_with_config(
-                req?,
-                Some(options.websocket_config()),
-                true,
-                Some(connector),
-            )
-            .await
-            .map_err(handshake_error)?;
-            let hello = match timeout(options.hello_timeout, wait_hello(&mut ws)).await {
-                Ok(result) => result?,
-                Err(_) => {
-                    return Err(ConnectError::Transient(
-                        "no hello from the server in time".into(),
-                    ))
+            let first = cursor.load(Ordering::Relaxed) % urls.len();
+            let mut failure = None;
+            for k in 0..urls.len() {
+                let i = (first + k) % urls.len();
+                let req = request(&urls[i], &identity, &token);
+                match connect_to(req, connector.clone(), &options, &identity).await {
+                    Ok(link) => {
+                        cursor.store(i, Ordering::Relaxed);
+                        return Ok(link);
+                    }
+                    Err(err @ ConnectError::Transient(_)) => {
+                        tracing::debug!(url = %urls[i], error = %err, "signaling server not reached");
+                        cursor.store((i + 1) % urls.len(), Ordering::Relaxed);
+                        failure = Some(err);
+                    }
+                    // The token was refused: every node of the fleet shares the secret.
+                    Err(err) => return Err(err),
                 }
-            };
-            if hello.user != identity.user.as_str() {
-                return Err(ConnectError::Unauthorized(format!(
-                    "the token is for user {:?}, not {:?}",
-                    hello.user,
-                    identity.user.as_str()
-                )));
             }
-            if hello.device != identity.device.as_str() {
-                return Err(ConnectError::Unauthorized(format!(
-                    "the server registered device {:?}, not {:?}",
-                    hello.device,
-                    identity.device.as_str()
-                )));
-            }
-            Ok(WsLink::new(ws, hello, &options))
+            Err(failure.unwrap_or_else(|| ConnectError::Transient("no signaling URL".into())))
         }
     }
 }
