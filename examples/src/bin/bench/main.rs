@@ -13,6 +13,7 @@ mod group;
 mod media;
 mod memory;
 mod mosquitto;
+mod mqtt_wire;
 mod relay;
 mod report;
 mod setup;
