@@ -3,7 +3,11 @@
 //! ```text
 //! callapi-signal-server serve --listen 127.0.0.1:8765 --secret-file secret.txt
 //! callapi-signal-server token --secret-file secret.txt --user alice --device a1 --ttl 1h
+//! callapi-signal-server serve --listen 127.0.0.1:8765 --secret-file secret.txt --web --dev-tokens
 //! ```
+//!
+//! `--web` serves the web softphone page at `/`; `--dev-tokens` (development only) lets that
+//! page sign in as any user through `POST /dev/token`.
 //!
 //! Every flag can also be given as an environment variable (`CALLAPI_LISTEN`,
 //! `CALLAPI_SECRET_FILE`, ...; see `--help`).
@@ -17,7 +21,7 @@ use std::time::Duration;
 
 use callapi_signal_ws::auth::{read_secret_file, Claims, TokenAuthority};
 use callapi_signal_ws::server::{
-    shutdown_signal, ServerConfig, SignalServer, TlsSettings, WebhookNotifier,
+    shutdown_signal, ServerConfig, SignalServer, TlsSettings, WebhookNotifier, DEV_TOKEN_PATH,
 };
 use clap::{Args, Parser, Subcommand};
 
@@ -117,6 +121,16 @@ struct ServeArgs {
     /// with 4010 (slow consumer) [default: 1048576].
     #[arg(long, env = "CALLAPI_MAX_WRITE_BUFFER_BYTES")]
     max_write_buffer_bytes: Option<usize>,
+    /// Serve the web softphone page at / (embedded in the binary; off by default).
+    #[arg(long, env = "CALLAPI_WEB")]
+    web: bool,
+    /// DEVELOPMENT ONLY: with --web, POST /dev/token hands a token for any user to anyone who
+    /// asks (the page's sign-in uses it). Never on a reachable address.
+    #[arg(long, env = "CALLAPI_DEV_TOKENS", requires = "web")]
+    dev_tokens: bool,
+    /// Lifetime of the tokens of --dev-tokens [default: 10m].
+    #[arg(long, env = "CALLAPI_DEV_TOKEN_TTL", value_parser = duration, requires = "dev_tokens")]
+    dev_token_ttl: Option<Duration>,
 }
 
 #[derive(Debug, Args)]
@@ -180,17 +194,37 @@ fn config(args: ServeArgs) -> Result<ServerConfig, String> {
     let b = &mut c.buffers;
     set(&mut b.read_buffer_bytes, args.read_buffer_bytes);
     set(&mut b.max_write_buffer_bytes, args.max_write_buffer_bytes);
+    c.web.enabled = args.web;
+    c.web.dev_tokens = args.dev_tokens;
+    set(&mut c.web.dev_token_ttl, args.dev_token_ttl);
     c.validate().map_err(|e| e.to_string())?;
     Ok(c)
 }
 
 async fn serve(args: ServeArgs) -> Result<(), String> {
-    let server = SignalServer::start(config(args)?)
+    let config = config(args)?;
+    let web = config.web.clone();
+    let server = SignalServer::start(config)
         .await
         .map_err(|e| e.to_string())?;
+    if web.dev_tokens {
+        eprintln!(
+            "WARNING: --dev-tokens is on: POST {DEV_TOKEN_PATH} gives a token for ANY user to \
+             anyone who can reach {}. Development only: never expose this server.",
+            server.local_addr()
+        );
+    }
     // Scripts and tests read the bound address (useful with port 0) from this line.
     let mut out = std::io::stdout();
     let _ = writeln!(out, "listening on {}", server.url());
+    if web.enabled {
+        let scheme = if server.url().starts_with("wss:") {
+            "https"
+        } else {
+            "http"
+        };
+        let _ = writeln!(out, "web page on {scheme}://{}/", server.local_addr());
+    }
     let _ = out.flush();
     shutdown_signal().await;
     server.shutdown().await;

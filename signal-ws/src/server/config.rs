@@ -39,6 +39,8 @@ pub struct ServerConfig {
     pub buffers: Buffers,
     /// Called for invites to users with no device online (`None`: nobody is told).
     pub push: Option<Arc<dyn PushNotifier>>,
+    /// The web softphone page and the development token endpoint (both off by default).
+    pub web: WebPage,
 }
 
 impl fmt::Debug for ServerConfig {
@@ -51,6 +53,7 @@ impl fmt::Debug for ServerConfig {
             .field("timers", &self.timers)
             .field("buffers", &self.buffers)
             .field("push", &self.push.is_some())
+            .field("web", &self.web)
             .finish()
     }
 }
@@ -66,6 +69,7 @@ impl ServerConfig {
             timers: Timers::default(),
             buffers: Buffers::default(),
             push: None,
+            web: WebPage::default(),
         }
     }
 
@@ -101,6 +105,13 @@ impl ServerConfig {
         }
         if b.max_write_buffer_bytes < l.max_frame_bytes {
             return bad("max_write_buffer_bytes must hold at least one frame (max_frame_bytes)");
+        }
+        let w = &self.web;
+        if w.dev_tokens && !w.enabled {
+            return bad("dev_tokens is part of the web page: enable web.enabled (--web) too");
+        }
+        if w.dev_tokens && w.dev_token_ttl.as_secs() == 0 {
+            return bad("dev_token_ttl must be at least one second");
         }
         Ok(())
     }
@@ -234,6 +245,35 @@ impl Default for Buffers {
         Self {
             read_buffer_bytes: 16 * 1024,
             max_write_buffer_bytes: 1024 * 1024,
+        }
+    }
+}
+
+/// The web softphone page (`--web`) and the development token endpoint (`--dev-tokens`).
+///
+/// With `enabled`, `GET /` serves a softphone page (HTML, JavaScript and CSS embedded in the
+/// server binary) that signs in, places and answers calls over this server. With `dev_tokens`
+/// too, `POST /dev/token` with `{"user": "...", "device": "..."}` answers
+/// `{"token": "...", "user": "...", "device": "...", "exp": ...}`: a token signed with the
+/// server's secret for **anyone who asks** — for development only, never on a reachable
+/// address. Both are off by default; the routes then answer 404.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct WebPage {
+    /// Serve the softphone page at `/`. Default off.
+    pub enabled: bool,
+    /// Serve `POST /dev/token` (needs `enabled`). Default off.
+    pub dev_tokens: bool,
+    /// Lifetime of a development token (the page fetches a new one to renew). Default 10 min.
+    pub dev_token_ttl: Duration,
+}
+
+impl Default for WebPage {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            dev_tokens: false,
+            dev_token_ttl: Duration::from_secs(600),
         }
     }
 }

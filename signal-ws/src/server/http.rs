@@ -1,5 +1,6 @@
 //! The HTTP side: one TCP (or TLS) connection served by hyper; routes `/healthz`, `/metrics`
-//! and `GET /v1/signal`, which checks the token and upgrades to WebSocket.
+//! and `GET /v1/signal`, which checks the token and upgrades to WebSocket (and, when enabled,
+//! the web page's files and `POST /dev/token`, in `web`).
 
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
@@ -89,8 +90,22 @@ where
         let pending = pending.clone();
         service_fn(move |req: Request<Incoming>| {
             lock(&permit).take();
-            let resp = route(req, &shared, &pending);
-            async move { Ok::<_, Infallible>(resp) }
+            let shared = shared.clone();
+            let pending = pending.clone();
+            async move {
+                let resp = if super::web::wants_dev_token(&req, &shared.config.web) {
+                    super::web::dev_token(
+                        req,
+                        &shared.authority,
+                        &shared.config.web,
+                        shared.config.timers.handshake_timeout,
+                    )
+                    .await
+                } else {
+                    route(req, &shared, &pending)
+                };
+                Ok::<_, Infallible>(resp)
+            }
         })
     };
     let conn = http1::Builder::new()
@@ -167,7 +182,8 @@ fn route(
             "method_not_allowed",
             "use GET",
         ),
-        _ => json_error(StatusCode::NOT_FOUND, "not_found", "no such endpoint"),
+        _ => super::web::asset(req.method(), path, &shared.config.web)
+            .unwrap_or_else(|| json_error(StatusCode::NOT_FOUND, "not_found", "no such endpoint")),
     }
 }
 

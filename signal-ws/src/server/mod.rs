@@ -18,6 +18,8 @@
 mod config;
 mod connection;
 mod eviction;
+#[doc(hidden)]
+pub mod fuzzing;
 mod http;
 mod hub;
 mod limits;
@@ -25,6 +27,7 @@ mod metrics;
 mod outbox;
 mod push;
 mod shutdown;
+mod web;
 mod ws;
 
 use std::net::SocketAddr;
@@ -36,11 +39,12 @@ use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::{JoinHandle, JoinSet};
 
-pub use config::{Buffers, Limits, ServerConfig, Timers};
+pub use config::{Buffers, Limits, ServerConfig, Timers, WebPage};
 pub use http::SIGNAL_PATH;
 pub use metrics::Metrics;
 pub use push::{PushError, PushFuture, PushNotification, PushNotifier, WebhookNotifier};
 pub use shutdown::shutdown_signal;
+pub use web::DEV_TOKEN_PATH;
 
 pub use crate::tls::TlsSettings;
 
