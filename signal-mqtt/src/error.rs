@@ -55,6 +55,23 @@ pub enum TopicError {
         /// User or device.
         role: IdRole,
     },
+    /// The id is a valid MQTT topic level, but NATS's MQTT support cannot map it to a NATS
+    /// subject token ([`TopicRules::Nats`](crate::TopicRules::Nats)): it contains `.` or
+    /// whitespace (NATS refuses the topic), `*` or `>` (NATS wildcards: the generated
+    /// permissions would match other users' subjects), or a control character.
+    #[error(
+        "{role} id {id:?} contains {found:?}, which a NATS server's MQTT support cannot map to a \
+         subject token ('.', whitespace and control characters are refused, '*' and '>' are \
+         NATS wildcards); on NATS use {role} ids of letters, digits, '-' and '_' (a UUID, say)"
+    )]
+    NotNatsSafe {
+        /// User or device.
+        role: IdRole,
+        /// The refused id.
+        id: String,
+        /// The character found.
+        found: char,
+    },
     /// A topic is not a callapi inbox topic (`callapi/v1/inbox/{to}/{from}`).
     #[error("topic {0:?} is not a callapi inbox topic (callapi/v1/inbox/{{to}}/{{from}})")]
     NotInbox(String),

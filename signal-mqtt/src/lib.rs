@@ -80,8 +80,9 @@ pub use error::BrokerError;
 pub use error::{IdRole, TopicError};
 pub use link::MqttLink;
 pub use topics::{
-    check_level, client_id, inbox_filter, inbox_topic, parse_inbox_topic, presence_topic,
-    InboxTopic, INBOX_PREFIX, PRESENCE_OFFLINE, PRESENCE_ONLINE, PRESENCE_PREFIX, TOPIC_ROOT,
+    check_level, check_level_for, client_id, inbox_filter, inbox_topic, parse_inbox_topic,
+    presence_topic, InboxTopic, TopicRules, INBOX_PREFIX, PRESENCE_OFFLINE, PRESENCE_ONLINE,
+    PRESENCE_PREFIX, TOPIC_ROOT,
 };
 pub use transport::{AuthRejection, MqttConfig, MqttTransport, DEFAULT_MAX_PACKET_SIZE};
 

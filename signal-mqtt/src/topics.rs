@@ -58,6 +58,55 @@ pub fn check_level(role: IdRole, id: &str) -> Result<(), TopicError> {
     Ok(())
 }
 
+/// Which brokers' topic rules ids must follow, on top of MQTT's own ([`check_level`]).
+///
+/// MQTT itself only reserves `/`, `+`, `#` and NUL, so `alice.smith` is a fine user id on
+/// Mosquitto, EMQX or VerneMQ. A NATS server maps every MQTT topic level to a NATS subject
+/// token and refuses some ids that MQTT allows: choose [`TopicRules::Nats`] for it (see
+/// [`check_level_for`]). It is an option, not the default, so that ids that work on every
+/// other broker keep working there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum TopicRules {
+    /// MQTT 3.1.1's rules only ([`check_level`]).
+    #[default]
+    Mqtt,
+    /// MQTT's rules, and those of NATS's MQTT support (nats-server 2.9): no `.` and no
+    /// whitespace (NATS refuses such topics), no `*` or `>` (NATS wildcards inside a subject
+    /// token would let the generated permissions match other users' subjects), no control
+    /// characters.
+    Nats,
+}
+
+/// Checks that `id` can be a topic level under `rules`: [`check_level`], and with
+/// [`TopicRules::Nats`] none of `.`, `*`, `>`, whitespace or control characters.
+///
+/// ```
+/// use callapi_signal_mqtt::{check_level_for, IdRole, TopicError, TopicRules};
+/// assert!(check_level_for(TopicRules::Mqtt, IdRole::User, "alice.smith").is_ok());
+/// assert!(matches!(
+///     check_level_for(TopicRules::Nats, IdRole::User, "alice.smith"),
+///     Err(TopicError::NotNatsSafe { found: '.', .. })
+/// ));
+/// assert!(check_level_for(TopicRules::Nats, IdRole::User, "alice_smith-2").is_ok());
+/// ```
+pub fn check_level_for(rules: TopicRules, role: IdRole, id: &str) -> Result<(), TopicError> {
+    check_level(role, id)?;
+    if rules == TopicRules::Nats {
+        if let Some(found) = id
+            .chars()
+            .find(|c| matches!(c, '.' | '*' | '>') || c.is_whitespace() || c.is_control())
+        {
+            return Err(TopicError::NotNatsSafe {
+                role,
+                id: id.to_owned(),
+                found,
+            });
+        }
+    }
+    Ok(())
+}
+
 /// The topic a device of `from` publishes to, to reach user `to`: `callapi/v1/inbox/{to}/{from}`.
 pub fn inbox_topic(to: &UserId, from: &UserId) -> Result<String, TopicError> {
     check_level(IdRole::User, to.as_str())?;
@@ -175,6 +224,55 @@ mod tests {
         );
         assert!(inbox_topic(&user("bob"), &user("a/b")).is_err());
         assert!(inbox_filter(&user("x+y")).is_err());
+    }
+
+    #[test]
+    fn nats_rules_refuse_what_the_nats_mapping_cannot_carry() {
+        for (id, found) in [
+            ("alice.smith", '.'),
+            ("alice smith", ' '),
+            ("*", '*'),
+            ("a>", '>'),
+            ("tab\there", '\t'),
+            ("nbsp\u{a0}", '\u{a0}'),
+            ("bell\u{7}", '\u{7}'),
+        ] {
+            assert!(
+                check_level_for(TopicRules::Mqtt, IdRole::User, id).is_ok(),
+                "{id:?}"
+            );
+            let err = check_level_for(TopicRules::Nats, IdRole::Device, id).unwrap_err();
+            assert_eq!(
+                err,
+                TopicError::NotNatsSafe {
+                    role: IdRole::Device,
+                    id: id.into(),
+                    found
+                }
+            );
+            let text = err.to_string();
+            assert!(
+                text.contains("NATS") && text.contains("letters, digits"),
+                "{text}"
+            );
+        }
+        // MQTT's own rules still apply first.
+        assert!(matches!(
+            check_level_for(TopicRules::Nats, IdRole::User, "a/b"),
+            Err(TopicError::Reserved { found: '/', .. })
+        ));
+        for ok in [
+            "alice",
+            "bob-2",
+            "u_1",
+            "9f1c2d3e-aaaa-4bbb-8ccc-0123456789ab",
+            "élise",
+        ] {
+            assert!(
+                check_level_for(TopicRules::Nats, IdRole::User, ok).is_ok(),
+                "{ok}"
+            );
+        }
     }
 
     #[test]
