@@ -69,6 +69,8 @@
 #[cfg(feature = "embedded-broker")]
 mod broker;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod link;
 mod topics;
 mod transport;

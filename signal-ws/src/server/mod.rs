@@ -20,6 +20,8 @@ mod connection;
 mod eviction;
 #[doc(hidden)]
 pub mod fuzzing;
+#[doc(hidden)]
+pub mod fuzzing;
 mod http;
 mod hub;
 mod limits;

@@ -6,5 +6,5 @@
 mod reader;
 mod socket;
 
-pub(crate) use reader::{Incoming, ReadError};
+pub(crate) use reader::{FrameReader, Incoming, ReadError};
 pub(crate) use socket::{SocketError, WsSocket};

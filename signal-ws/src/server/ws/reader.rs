@@ -80,7 +80,6 @@ impl FrameReader {
     }
 
     /// Bytes held for an incomplete frame or message (0 while idle).
-    #[cfg(test)]
     pub(crate) fn held(&self) -> usize {
         self.partial.capacity() + self.message.as_ref().map_or(0, |m| m.bytes.capacity())
     }
