@@ -1,7 +1,18 @@
 //! Shared pieces: the in-process signal server with benchmark limits, tokens, identities,
-//! supervisor settings that connect at once, envelopes and notification waits.
+//! supervisor settings that connect at once, envelopes and notification waits; the open-file
+//! limit, client sockets from spread loopback sources, raw WebSocket clients and servers run
+//! as child processes (figures 4 and 8).
 
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::process::Stdio;
 use std::time::Duration;
+
+use futures::StreamExt;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::net::{TcpSocket, TcpStream};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::Message;
 
 use callapi_core::call::{CallState, Notification};
 use callapi_core::connection::schedule::RetrySchedule;
@@ -158,4 +169,150 @@ pub fn rss_bytes(pid: u32) -> Res<u64> {
         .and_then(|v| v.parse().ok())
         .ok_or("no VmRSS in /proc status")?;
     Ok(kib * 1024)
+}
+
+/// Raises the open-file limit (`RLIMIT_NOFILE`) to `want`, children included: as root (with
+/// `CAP_SYS_RESOURCE`) the hard limit first, up to `/proc/sys/fs/nr_open`; otherwise only the
+/// soft limit, up to the hard one. Returns the soft limit now in force.
+pub fn raise_nofile(want: u64) -> Res<u64> {
+    use rlimit::Resource;
+    let nr_open = std::fs::read_to_string("/proc/sys/fs/nr_open")
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .unwrap_or(0);
+    let (_, hard) = rlimit::getrlimit(Resource::NOFILE)?;
+    let target = want.min(nr_open);
+    if target > hard {
+        // Refused without the capability: the soft limit below still rises to the old hard one.
+        let _ = rlimit::setrlimit(Resource::NOFILE, target, target);
+    }
+    Ok(rlimit::increase_nofile_limit(want)?)
+}
+
+/// The source address of client socket `i`: 127.x.y.z with x ≥ 1, a different address for
+/// each `i` below 15 million, so neither ephemeral ports nor `TIME_WAIT` entries of one source
+/// address run out (127.0.0.1, the servers' address, is never used).
+pub fn source(i: usize) -> SocketAddr {
+    let n = i / 250;
+    let ip = Ipv4Addr::new(
+        127,
+        1 + ((n / 250) % 254) as u8,
+        (n % 250) as u8,
+        1 + (i % 250) as u8,
+    );
+    SocketAddr::V4(SocketAddrV4::new(ip, 0))
+}
+
+/// A TCP connection to `to` from [`source`]`(i)`, with Nagle's algorithm off (as the
+/// server's sockets and callapi's client have it: a small frame after an unacknowledged one,
+/// such as a close frame after an envelope, would otherwise wait for the peer's delayed ACK).
+pub async fn tcp_from(i: usize, to: SocketAddr) -> Res<TcpStream> {
+    let socket = TcpSocket::new_v4()?;
+    socket.bind(source(i))?;
+    socket.set_nodelay(true)?;
+    Ok(socket.connect(to).await?)
+}
+
+/// A raw WebSocket client (no callapi client library in between).
+pub type Ws = tokio_tungstenite::WebSocketStream<TcpStream>;
+
+/// Opens a WebSocket from [`source`]`(i)` to the server at `url` (`addr`) as `user`/`device`
+/// with a freshly minted token in the `Authorization` header, and waits for the server's
+/// `hello` (the connection is then authenticated and registered).
+pub async fn ws_connect(
+    i: usize,
+    url: &str,
+    addr: SocketAddr,
+    user: &str,
+    device: &str,
+) -> Res<Ws> {
+    let mut req = format!("{url}?device={device}").into_client_request()?;
+    req.headers_mut().insert(
+        "authorization",
+        HeaderValue::from_str(&format!("Bearer {}", token(user)?))?,
+    );
+    let tcp = tcp_from(i, addr).await?;
+    let (mut ws, _) = tokio_tungstenite::client_async(req, tcp).await?;
+    next_text(&mut ws, "hello", |t| t.contains("\"hello\"")).await?;
+    Ok(ws)
+}
+
+/// Reads `ws` until a text frame for which `pred` holds (within [`WAIT`]); any other text
+/// frame is an error, other frames are skipped (pings are answered by reading).
+pub async fn next_text(ws: &mut Ws, what: &str, pred: impl Fn(&str) -> bool) -> Res<()> {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        match tokio::time::timeout_at(deadline, ws.next()).await {
+            Ok(Some(Ok(Message::Text(t)))) if pred(t.as_str()) => return Ok(()),
+            Ok(Some(Ok(Message::Text(t)))) => {
+                return Err(format!("expected {what}, got {t}").into())
+            }
+            Ok(Some(Ok(_))) => continue,
+            Ok(Some(Err(e))) => return Err(e.into()),
+            Ok(None) => return Err(format!("socket closed before {what}").into()),
+            Err(_) => return Err(format!("no {what} within {WAIT:?}").into()),
+        }
+    }
+}
+
+/// A server run as a child process: this binary re-executed with a hidden `--serve-*` flag,
+/// which prints `listening on <scheme>://<addr>[/path]` and serves until its stdin closes.
+/// Killed on drop.
+pub struct ChildServer {
+    _child: tokio::process::Child,
+    /// Its process id (for `/proc/<pid>/…`).
+    pub pid: u32,
+    /// The URL it printed.
+    pub url: String,
+    /// Its socket address.
+    pub addr: SocketAddr,
+}
+
+impl ChildServer {
+    /// Starts `bench <flag>` and waits (within [`WAIT`]) for its address.
+    pub async fn start(flag: &str) -> Res<Self> {
+        let mut child = tokio::process::Command::new(std::env::current_exe()?)
+            .arg(flag)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()?;
+        let pid = child.id().ok_or("server child has no pid")?;
+        let stdout = child.stdout.take().ok_or("no stdout")?;
+        let mut lines = BufReader::new(stdout).lines();
+        let line = tokio::time::timeout(WAIT, lines.next_line())
+            .await
+            .map_err(|_| format!("server child {flag} did not start"))??
+            .ok_or("server child ended")?;
+        let url = line
+            .strip_prefix("listening on ")
+            .ok_or_else(|| format!("unexpected server output: {line}"))?
+            .to_owned();
+        let addr: SocketAddr = url
+            .split("://")
+            .nth(1)
+            .and_then(|rest| rest.split('/').next())
+            .ok_or_else(|| format!("no address in {url}"))?
+            .parse()?;
+        Ok(Self {
+            _child: child,
+            pid,
+            url,
+            addr,
+        })
+    }
+}
+
+/// CPU time (user + system) process `pid` has used so far (from `/proc/<pid>/stat`, in clock
+/// ticks of 10 ms).
+pub fn cpu_time(pid: u32) -> Res<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the command name (which may hold spaces) in parentheses.
+    let rest = stat.rsplit_once(')').ok_or("bad /proc stat")?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks =
+        |k: usize| -> Res<u64> { Ok(fields.get(k).ok_or("short /proc stat")?.parse::<u64>()?) };
+    // utime and stime: fields 14 and 15 of stat(5), so indices 11 and 12 after the name.
+    Ok(Duration::from_millis((ticks(11)? + ticks(12)?) * 10))
 }

@@ -7,6 +7,7 @@
 //!
 //! All traffic is on loopback; every figure is bounded in time and stops by itself.
 
+mod churn;
 mod common;
 mod core;
 mod group;
@@ -39,12 +40,15 @@ struct Args {
     #[arg(long)]
     json: Option<PathBuf>,
     /// Run only these figures (comma-separated: core, setup, throughput, relay, memory, media,
-    /// group).
+    /// group, churn).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Internal: run a signal server and print its URL (the memory figure's child process).
     #[arg(long, hide = true)]
     serve_ws: bool,
+    /// Internal: run a plain TCP listener that accepts and closes (the churn figure's floor).
+    #[arg(long, hide = true)]
+    serve_tcp: bool,
 }
 
 /// Sizes of one run.
@@ -55,6 +59,10 @@ struct Plan {
     relay_pairs: usize,
     relay_step: Duration,
     connections: usize,
+    connections_large: usize,
+    churn_connectors: usize,
+    churn_window: Duration,
+    churn_rounds: usize,
     core_window: Duration,
     idle_machines: usize,
     media_calls: usize,
@@ -71,6 +79,10 @@ impl Plan {
                 relay_pairs: 10,
                 relay_step: Duration::from_millis(500),
                 connections: 2_000,
+                connections_large: 5_000,
+                churn_connectors: 16,
+                churn_window: Duration::from_secs(1),
+                churn_rounds: 1,
                 core_window: Duration::from_millis(500),
                 idle_machines: 10_000,
                 media_calls: 10,
@@ -84,6 +96,10 @@ impl Plan {
                 relay_pairs: 50,
                 relay_step: Duration::from_secs(2),
                 connections: 10_000,
+                connections_large: 50_000,
+                churn_connectors: 16,
+                churn_window: Duration::from_secs(3),
+                churn_rounds: 2,
                 core_window: Duration::from_secs(3),
                 idle_machines: 100_000,
                 media_calls: 20,
@@ -101,8 +117,11 @@ fn main() -> Res<()> {
     if args.serve_ws {
         return runtime.block_on(memory::serve());
     }
-    // 10,000+ sockets on each side of the memory figure (children inherit the limit).
-    let nofile = rlimit::increase_nofile_limit(1 << 20)?;
+    if args.serve_tcp {
+        return runtime.block_on(churn::serve_tcp());
+    }
+    // 50,000+ sockets on each side of the memory figure (children inherit the limit).
+    let nofile = common::raise_nofile(1 << 20)?;
     let plan = Plan::new(args.quick);
     let wants = |f: &str| args.only.is_empty() || args.only.iter().any(|o| o == f);
     let mut report = Report::default();
@@ -146,7 +165,7 @@ fn main() -> Res<()> {
                 "[{:6.1} s] figure 4: memory per idle connection ...",
                 started.elapsed().as_secs_f64()
             );
-            memory::run(&mut report, plan.connections).await?;
+            memory::run(&mut report, plan.connections, plan.connections_large).await?;
         }
         if wants("media") {
             eprintln!(
@@ -161,6 +180,19 @@ fn main() -> Res<()> {
                 started.elapsed().as_secs_f64()
             );
             group::run(&mut report, plan.group_calls).await?;
+        }
+        if wants("churn") {
+            eprintln!(
+                "[{:6.1} s] figure 8: connection churn vs raw TCP accepts ...",
+                started.elapsed().as_secs_f64()
+            );
+            churn::run(
+                &mut report,
+                plan.churn_connectors,
+                plan.churn_window,
+                plan.churn_rounds,
+            )
+            .await?;
         }
         Ok::<_, common::BoxError>(())
     })?;

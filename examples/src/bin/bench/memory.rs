@@ -1,22 +1,24 @@
 //! Figure 4: resident memory per idle connection. N authenticated idle WebSocket connections
 //! to `callapi-signal-server` (run as a child process: this binary re-executed with
 //! `--serve-ws`), against N authenticated idle MQTT connections to Mosquitto (child process).
-//! Server RSS growth (from `/proc/<pid>/status`) divided by N, after a warm-up batch. Client
-//! sockets are bound to source addresses spread over 127.0.0.0/8.
+//! Server RSS growth (from `/proc/<pid>/status`) divided by N, after a warm-up batch, read at
+//! two sizes of one run (10,000 and 50,000 connections; 2,000 and 5,000 with `--quick`) so the
+//! growth is seen to be linear. Client sockets are bound to source addresses spread over
+//! 127.0.0.0/8 (one address per connection); each WebSocket client is read by a task of its
+//! own, which answers the server's pings (tungstenite does on reading), so no connection is
+//! dropped as dead however long the opening of the others takes.
 
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
-use std::process::Stdio;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{TcpSocket, TcpStream};
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::http::HeaderValue;
-use tokio_tungstenite::tungstenite::Message;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::task::JoinHandle;
 
 use crate::common::*;
 use crate::mosquitto::Mosquitto;
+use crate::mqtt_wire;
 use crate::report::{verdict, Report};
 use crate::stats::round3;
 
@@ -27,89 +29,38 @@ const PARALLEL: usize = 64;
 /// Time for the server to settle before an RSS reading.
 const SETTLE: Duration = Duration::from_millis(700);
 
-/// The source address of client `i`: 127.x.y.z, never 127.0.0.1's own collisions.
-fn source(i: usize) -> SocketAddr {
-    let n = i / 250;
-    let ip = Ipv4Addr::new(
-        127,
-        1 + (n / 250) as u8,
-        (n % 250) as u8,
-        1 + (i % 250) as u8,
-    );
-    SocketAddr::V4(SocketAddrV4::new(ip, 0))
-}
+/// A held WebSocket client: the task reading it (and so answering pings); aborted on drop.
+struct Held(JoinHandle<()>);
 
-async fn tcp_from(i: usize, to: SocketAddr) -> Res<TcpStream> {
-    let socket = TcpSocket::new_v4()?;
-    socket.bind(source(i))?;
-    Ok(socket.connect(to).await?)
-}
-
-type Ws = tokio_tungstenite::WebSocketStream<TcpStream>;
-
-async fn ws_connect(i: usize, url: &str, addr: SocketAddr) -> Res<Ws> {
-    let user = format!("m{i}");
-    let mut req = format!("{url}?device=d").into_client_request()?;
-    req.headers_mut().insert(
-        "authorization",
-        HeaderValue::from_str(&format!("Bearer {}", token(&user)?))?,
-    );
-    let tcp = tcp_from(i, addr).await?;
-    let (mut ws, _) = tokio_tungstenite::client_async(req, tcp).await?;
-    // Authenticated: the server's `hello`.
-    loop {
-        match tokio::time::timeout(WAIT, ws.next()).await {
-            Ok(Some(Ok(Message::Text(t)))) if t.contains("hello") => return Ok(ws),
-            Ok(Some(Ok(Message::Text(t)))) => return Err(format!("expected hello, got {t}").into()),
-            Ok(Some(Ok(_))) => continue,
-            Ok(Some(Err(e))) => return Err(e.into()),
-            Ok(None) => return Err("socket closed before hello".into()),
-            Err(_) => return Err("no hello in time".into()),
-        }
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
-fn encode_str(out: &mut Vec<u8>, s: &str) {
-    out.extend_from_slice(&(s.len() as u16).to_be_bytes());
-    out.extend_from_slice(s.as_bytes());
-}
-
-/// An MQTT 3.1.1 CONNECT (clean session, no keep-alive, user name and password).
-fn mqtt_connect_packet(client_id: &str, user: &str, password: &str) -> Vec<u8> {
-    let mut body = Vec::new();
-    encode_str(&mut body, "MQTT");
-    body.push(4); // protocol level 3.1.1
-    body.push(0x80 | 0x40 | 0x02); // user name, password, clean session
-    body.extend_from_slice(&0u16.to_be_bytes()); // keep-alive off
-    encode_str(&mut body, client_id);
-    encode_str(&mut body, user);
-    encode_str(&mut body, password);
-    let mut packet = vec![0x10];
-    let mut len = body.len();
-    loop {
-        let mut byte = (len % 128) as u8;
-        len /= 128;
-        if len > 0 {
-            byte |= 0x80;
-        }
-        packet.push(byte);
-        if len == 0 {
-            break;
-        }
-    }
-    packet.extend(body);
-    packet
+/// Connects client `i` as user `m<i>` (distinct users: the per-user connection limit never
+/// applies) and hands the socket to a reading task.
+async fn ws_idle(i: usize, url: &str, addr: SocketAddr) -> Res<Held> {
+    let mut ws = ws_connect(i, url, addr, &format!("m{i}"), "d").await?;
+    Ok(Held(tokio::spawn(async move {
+        while let Some(Ok(_)) = ws.next().await {}
+    })))
 }
 
 async fn mqtt_connect(i: usize, addr: SocketAddr) -> Res<TcpStream> {
     let mut tcp = tcp_from(i, addr).await?;
-    tcp.write_all(&mqtt_connect_packet(&format!("mem-{i}"), "mem", "pw-mem"))
-        .await?;
+    tcp.write_all(&mqtt_wire::connect(
+        &format!("mem-{i}"),
+        "mem",
+        "pw-mem",
+        true,
+    ))
+    .await?;
     let mut connack = [0u8; 4];
     tokio::time::timeout(WAIT, tcp.read_exact(&mut connack))
         .await
         .map_err(|_| "no CONNACK in time")??;
-    if connack != [0x20, 0x02, 0x00, 0x00] {
+    if connack != mqtt_wire::CONNACK_ACCEPTED {
         return Err(format!("CONNACK refused: {connack:?}").into());
     }
     Ok(tcp)
@@ -128,8 +79,9 @@ where
         .await
 }
 
-/// Bytes per connection of the server `pid` for `n` connections opened by `open`.
-async fn per_connection<C, F, Fut>(pid: u32, n: usize, open: F) -> Res<(f64, Vec<C>)>
+/// The server's RSS growth at each of `sizes` connections (ascending, counted after the
+/// warm-up), the connections opened by `open` and all held until the last reading.
+async fn growth<C, F, Fut>(pid: u32, sizes: &[usize], open: F) -> Res<Vec<u64>>
 where
     F: Fn(usize) -> Fut + Copy,
     Fut: std::future::Future<Output = Res<C>>,
@@ -137,63 +89,78 @@ where
     let mut held = open_all(0, WARMUP, open).await?;
     tokio::time::sleep(SETTLE).await;
     let before = rss_bytes(pid)?;
-    held.extend(open_all(WARMUP, WARMUP + n, open).await?);
-    tokio::time::sleep(SETTLE).await;
-    let after = rss_bytes(pid)?;
-    Ok((after.saturating_sub(before) as f64 / n as f64, held))
+    let mut opened = 0;
+    let mut out = Vec::with_capacity(sizes.len());
+    for &n in sizes {
+        held.extend(open_all(WARMUP + opened, WARMUP + n, open).await?);
+        opened = n;
+        tokio::time::sleep(SETTLE).await;
+        out.push(rss_bytes(pid)?.saturating_sub(before));
+    }
+    drop(held);
+    Ok(out)
 }
 
-/// Runs the figure with `n` connections each.
-pub async fn run(report: &mut Report, n: usize) -> Res<()> {
+/// Bytes per connection at `n` connections for a growth of `bytes`.
+fn per_conn(bytes: u64, n: usize) -> f64 {
+    round3(bytes as f64 / n as f64)
+}
+
+/// Runs the figure at `n` and at `large` connections (`large > n`).
+pub async fn run(report: &mut Report, n: usize, large: usize) -> Res<()> {
+    let sizes = [n, large];
+
     // callapi-signal-server: this binary in server mode.
-    let exe = std::env::current_exe()?;
-    let mut child = tokio::process::Command::new(exe)
-        .arg("--serve-ws")
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()?;
-    let pid = child.id().ok_or("server child has no pid")?;
-    let stdout = child.stdout.take().ok_or("no stdout")?;
-    let mut lines = BufReader::new(stdout).lines();
-    let line = tokio::time::timeout(WAIT, lines.next_line())
-        .await
-        .map_err(|_| "server child did not start")??
-        .ok_or("server child ended")?;
-    let url = line
-        .strip_prefix("listening on ")
-        .ok_or("unexpected server output")?
-        .to_owned();
-    let addr: SocketAddr = url
-        .trim_start_matches("ws://")
-        .split('/')
-        .next()
-        .ok_or("bad url")?
-        .parse()?;
-    let (ours, held) = per_connection(pid, n, |i| {
+    let server = ChildServer::start("--serve-ws").await?;
+    let (url, addr) = (server.url.clone(), server.addr);
+    let ours = growth(server.pid, &sizes, |i| {
         let url = url.clone();
-        async move { ws_connect(i, &url, addr).await }
+        async move { ws_idle(i, &url, addr).await }
     })
     .await?;
-    drop(held);
-    drop(child);
+    drop(server);
 
     // Mosquitto.
     let broker = Mosquitto::start(&[("mem", "pw-mem")])?;
     let maddr: SocketAddr = format!("127.0.0.1:{}", broker.port()).parse()?;
-    let (theirs, held) = per_connection(broker.pid(), n, |i| mqtt_connect(i, maddr)).await?;
-    drop(held);
+    let theirs = growth(broker.pid(), &sizes, |i| mqtt_connect(i, maddr)).await?;
     drop(broker);
 
-    report.set("memory.callapi_bytes_per_conn", round3(ours));
-    report.set("memory.mosquitto_bytes_per_conn", round3(theirs));
+    let (ours_n, ours_l) = (per_conn(ours[0], n), per_conn(ours[1], large));
+    let (theirs_n, theirs_l) = (per_conn(theirs[0], n), per_conn(theirs[1], large));
+    // The growth from the first size to the second, per connection added.
+    let added = large - n;
+    let ours_slope = per_conn(ours[1].saturating_sub(ours[0]), added);
+    let theirs_slope = per_conn(theirs[1].saturating_sub(theirs[0]), added);
+    report.set("memory.callapi_bytes_per_conn", ours_n);
+    report.set("memory.mosquitto_bytes_per_conn", theirs_n);
     report.set("memory.connections", n as u64);
+    report.set("memory.callapi_bytes_per_conn_50k", ours_l);
+    report.set("memory.mosquitto_bytes_per_conn_50k", theirs_l);
+    report.set("memory.connections_50k", large as u64);
+    report.set("memory.callapi_bytes_per_added_conn", ours_slope);
+    report.set("memory.mosquitto_bytes_per_added_conn", theirs_slope);
+    report.set("memory.callapi_growth_bytes_50k", ours[1]);
+    report.set("memory.mosquitto_growth_bytes_50k", theirs[1]);
     report.row(
         format!("4. memory per idle connection ({n} conns)"),
-        format!("callapi-signal-server {:.2} KiB", ours / 1024.0),
-        format!("Mosquitto {:.2} KiB", theirs / 1024.0),
-        format!("≤ 4 KiB: {}", verdict(ours <= 4096.0)),
+        format!("callapi-signal-server {:.2} KiB", ours_n / 1024.0),
+        format!("Mosquitto {:.2} KiB", theirs_n / 1024.0),
+        format!("≤ 4 KiB: {}", verdict(ours_n <= 4096.0)),
+    );
+    report.row(
+        format!("4. memory per idle connection ({large} conns)"),
+        format!(
+            "callapi-signal-server {:.2} KiB ({:.2} KiB per conn from {n} to {large})",
+            ours_l / 1024.0,
+            ours_slope / 1024.0
+        ),
+        format!(
+            "Mosquitto {:.2} KiB ({:.2} KiB per conn from {n} to {large})",
+            theirs_l / 1024.0,
+            theirs_slope / 1024.0
+        ),
+        format!("≤ 4 KiB: {}", verdict(ours_l <= 4096.0)),
     );
     Ok(())
 }
