@@ -10,6 +10,8 @@
 //! * [`MockMedia`] and [`MockMediaControl`]: a scriptable fake
 //!   [`MediaEngine`](callapi_core::media::MediaEngine).
 //! * [`world::SimWorld`]: bare `CallMachine`s wired to a [`SimNetwork`] on a virtual clock.
+//! * `netns` (feature `netns`): hosts in Linux network namespaces behind a router whose
+//!   nftables rules drop packets at random or cut a path, for tests on real sockets.
 //!
 //! # Example
 //!
@@ -73,6 +75,8 @@ pub mod client;
 pub mod fault;
 pub mod group_flow;
 pub mod media;
+#[cfg(feature = "netns")]
+pub mod netns;
 pub mod network;
 pub mod sim;
 pub mod stats;

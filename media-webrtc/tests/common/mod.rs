@@ -157,13 +157,19 @@ impl Peer {
     /// A device of `u` over `signal`, with WebRTC media set up by `config`.
     pub fn start(u: &str, d: &str, signal: impl SignalClient, config: WebRtcConfig) -> Self {
         let media = WebRtcMedia::new(config).unwrap();
+        Self::start_with(CallConfig::new(user(u), device(d)), signal, media)
+    }
+
+    /// A device with its own call settings and engine (a custom source, a short signal grace).
+    pub fn start_with(config: CallConfig, signal: impl SignalClient, media: WebRtcMedia) -> Self {
+        let u = config.user_id.clone();
         let handle = media.handle();
-        let api = CallApi::new(CallConfig::new(user(u), device(d)), signal, media);
+        let api = CallApi::new(config, signal, media);
         let stream = api.subscribe();
         Self {
             api,
             media: handle,
-            user: user(u),
+            user: u,
             stream,
             log: Vec::new(),
         }
