@@ -6,6 +6,7 @@ use callapi_signal_ws::auth::read_secret_file;
 use clap::{Parser, ValueEnum};
 
 use crate::backend::{parse_mqtt_url, MqttLogin, Signaling, WsAuth};
+use crate::media::MediaChoice;
 
 /// The WebSocket server used when `--server` is not given.
 pub const DEFAULT_SERVER: &str = "ws://127.0.0.1:8765";
@@ -22,8 +23,8 @@ pub enum BackendKind {
     Mqtt,
 }
 
-/// An interactive callapi softphone (signaling only) for a running callapi-signal-server or
-/// MQTT broker.
+/// An interactive callapi softphone for a running callapi-signal-server or MQTT broker:
+/// signaling only, or with `--media webrtc` real WebRTC media (a VP8/Opus test clip).
 #[derive(Debug, Parser)]
 #[command(
     name = "softphone",
@@ -41,6 +42,7 @@ pub enum BackendKind {
         end [reason]                         end the group call for everyone\n  \
         join <call-id>                       join a group call again after leaving or declining\n  \
         members                              list the group call's members\n  \
+        counters                             media counters (with --media webrtc)\n  \
         dtmf <digits>                        send DTMF (0-9 * # A-D)\n  \
         msg <text>                           send an in-call message\n  \
         status | help | quit\n\n\
@@ -95,6 +97,20 @@ pub struct Args {
     /// The room of this phone's outgoing calls [default: USER-room].
     #[arg(long)]
     pub room: Option<String>,
+    /// The media the calls carry: none (signaling only: a call is connected when accepted) or
+    /// webrtc (peer connections with a looping VP8/Opus test clip; `counters` prints what
+    /// flowed).
+    #[arg(long, value_enum, env = "CALLAPI_MEDIA", default_value_t = MediaChoice::None)]
+    pub media: MediaChoice,
+    /// With --media webrtc: the local address the peer connections bind (host candidates
+    /// there); 127.0.0.1 keeps the media on loopback.
+    #[arg(
+        long,
+        value_name = "IP",
+        env = "CALLAPI_MEDIA_BIND",
+        default_value = "127.0.0.1"
+    )]
+    pub media_bind: std::net::IpAddr,
 }
 
 impl Args {
@@ -246,6 +262,18 @@ mod tests {
             matches!(&s, Signaling::Mqtt { host, port: 1883, login: MqttLogin::Token(t) } if host == "127.0.0.1" && t == "jwt"),
             "{s:?}"
         );
+    }
+
+    #[test]
+    fn media_is_signaling_only_unless_asked() {
+        assert_eq!(parse(&[]).media, MediaChoice::None);
+        let a = parse(&["--media", "webrtc", "--media-bind", "::1"]);
+        assert_eq!(a.media, MediaChoice::Webrtc);
+        assert_eq!(
+            a.media_bind,
+            std::net::IpAddr::from(std::net::Ipv6Addr::LOCALHOST)
+        );
+        assert!(Args::try_parse_from(["softphone", "--user", "a", "--media", "sfu"]).is_err());
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::time::Duration;
 use callapi_core::call::CallConfig;
 use callapi_core::connection::schedule::RetrySchedule;
 use callapi_core::connection::{Credentials, Identity, Supervisor, SupervisorConfig, TokenError};
-use callapi_core::media::NoMedia;
+use callapi_core::media::MediaEngine;
 use callapi_core::signal::LinkState;
 use callapi_core::CallApi;
 use callapi_examples::dev_tokens;
@@ -96,11 +96,12 @@ impl Signaling {
         }
     }
 
-    /// A signaling-only `CallApi` for `identity` on this backend, and a watch of its link. The
+    /// A `CallApi` for `identity` on this backend with `media`, and a watch of its link. The
     /// link connects in the background: watch it, or the `link ...` notifications.
-    pub fn connect(
+    pub fn connect<M: MediaEngine>(
         &self,
         identity: Identity,
+        media: M,
     ) -> Result<(CallApi, watch::Receiver<LinkState>), String> {
         let config = CallConfig::new(identity.user.clone(), identity.device.clone());
         let user = identity.user.as_str().to_owned();
@@ -121,7 +122,7 @@ impl Signaling {
                 };
                 let signal = WsSignalClient::start(transport, supervised(credentials));
                 let link = signal.link_state();
-                Ok((CallApi::new(config, signal, NoMedia), link))
+                Ok((CallApi::new(config, signal, media), link))
             }
             Signaling::Mqtt { host, port, login } => {
                 let rejection = match login {
@@ -134,7 +135,7 @@ impl Signaling {
                     supervised(fixed(login.secret().to_owned())),
                 );
                 let link = signal.link_state();
-                Ok((CallApi::new(config, signal, NoMedia), link))
+                Ok((CallApi::new(config, signal, media), link))
             }
         }
     }

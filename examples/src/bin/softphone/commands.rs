@@ -38,6 +38,8 @@ pub enum Command {
     Join(CallId),
     /// `members`: the group call's roster.
     Members,
+    /// `counters`: what the media engine sent and received (`--media webrtc`).
+    Counters,
     /// `dtmf <digits>`
     Dtmf(String),
     /// `msg <text>`
@@ -54,7 +56,7 @@ pub enum Command {
 pub const HELP: &str = "help commands: call <user> [audio|video] | call <user> <user>... \
                         [audio|video] | accept | reject [reason] | cancel | hangup [reason] \
                         | invite <user>... | leave [reason] | end [reason] | join <call-id> \
-                        | members | dtmf <digits> | msg <text> | status | quit";
+                        | members | counters | dtmf <digits> | msg <text> | status | quit";
 
 const CALL_USAGE: &str = "call: usage: call <user> [<user>...] [audio|video]";
 
@@ -132,6 +134,7 @@ impl Command {
             "end" => Command::End(rest(args)),
             "join" => Command::Join(parse_call_id(args)?),
             "members" | "roster" => Command::Members,
+            "counters" => Command::Counters,
             "dtmf" => Command::Dtmf(
                 rest(args)
                     .map(|d| d.split_whitespace().collect())
@@ -241,6 +244,7 @@ mod tests {
         let id = CallId::from_random_bytes([3; 16]);
         assert_eq!(p(&format!("join {id}")), Some(Command::Join(id)));
         assert_eq!(p("members"), Some(Command::Members));
+        assert_eq!(p("counters"), Some(Command::Counters));
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! Carrying out a [`Command`] on the phone's `CallApi`, printing `ok <command> ...` or
-//! `error <command>: <why>` (and, for `status` and `members`, what was asked for).
+//! `error <command>: <why>` (and, for `status`, `members` and `counters`, what was asked for).
 
 use callapi_core::protocol::{Member, MemberState};
 use callapi_core::signal::LinkState;
@@ -8,6 +8,7 @@ use callapi_examples::{call_type_name, link_name};
 use tokio::sync::watch;
 
 use crate::commands::{Command, HELP};
+use crate::media::MediaWatch;
 use crate::say;
 
 /// Whether to go on.
@@ -28,7 +29,12 @@ fn report(what: &str, result: Result<(), CallApiError>) {
 }
 
 /// Carries out `cmd`.
-pub async fn execute(api: &CallApi, link: &watch::Receiver<LinkState>, cmd: Command) -> Outcome {
+pub async fn execute(
+    api: &CallApi,
+    link: &watch::Receiver<LinkState>,
+    media: &MediaWatch,
+    cmd: Command,
+) -> Outcome {
     match cmd {
         Command::Call { user, call_type } => match api.call(&user, call_type).await {
             Ok(id) => say(format!(
@@ -61,6 +67,10 @@ pub async fn execute(api: &CallApi, link: &watch::Receiver<LinkState>, cmd: Comm
         Command::End(reason) => report("end", api.end(reason).await),
         Command::Join(call_id) => report(&format!("join call={call_id}"), api.join(call_id).await),
         Command::Members => members(api).await,
+        Command::Counters => match media.lines() {
+            Ok(lines) => lines.iter().for_each(say),
+            Err(e) => say(format!("error counters: {e}")),
+        },
         Command::Dtmf(digits) => report("dtmf", api.send_dtmf(&digits).await),
         Command::Msg(text) => report("msg", api.send_message(text).await),
         Command::Status => status(api, link).await,

@@ -22,6 +22,11 @@
 //!   everyone), `join <call-id>` (back in after declining, missing or leaving), `members` (one
 //!   `members user=... state=... seq=...` line per record, then `ok members count=N
 //!   in_call=K`);
+//! * `counters` (with `--media webrtc`): one `counters peer=bob/b1 video_sent=N
+//!   video_received=N audio_sent=N audio_received=N` line per group member's device, then
+//!   `ok counters video_sent=N video_received=N audio_sent=N audio_received=N
+//!   first_remote_frame=yes|no` (video in frames, audio in packets, totals since the phone
+//!   started);
 //! * `status`, `help`, `quit`.
 //!
 //! Every notification is printed as it arrives, one line each, in the format of
@@ -35,21 +40,28 @@
 //! `--token` for a broker that checks tokens; user name = `--user`). Flags of the other backend
 //! are refused with a message saying what to use.
 //!
-//! The softphone carries signaling only (the core's `NoMedia`): a call is connected when it is
-//! accepted.
+//! Media: by default the softphone carries signaling only (the core's `NoMedia`): a call is
+//! connected when it is accepted. With `--media webrtc` it runs a `callapi-media-webrtc` engine
+//! (sockets on `--media-bind`, 127.0.0.1 by default) that publishes a looping VP8/Opus test
+//! clip: a call is connected at its first remote video frame (audio calls: first audio packet),
+//! and it talks to any peer of the protocol's media payloads, browsers (`clients/web`)
+//! included.
 
 mod args;
 mod backend;
 mod commands;
 mod execute;
+mod media;
 
 use std::io::Write;
 use std::process::ExitCode;
 
 use callapi_core::call::{CallState, Notification, PrepareConfig, StateReason};
 use callapi_core::connection::Identity;
+use callapi_core::media::NoMedia;
 use callapi_core::protocol::{DeviceId, UserId};
 use callapi_examples::describe;
+use callapi_media_webrtc::WebRtcMedia;
 use clap::Parser;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
@@ -57,6 +69,7 @@ use crate::args::Args;
 use crate::backend::Signaling;
 use crate::commands::Command;
 use crate::execute::Outcome;
+use crate::media::{webrtc_config, MediaChoice, MediaWatch};
 
 /// Prints one line and flushes (stdout may be a pipe).
 pub fn say(line: impl AsRef<str>) {
@@ -68,20 +81,39 @@ pub fn say(line: impl AsRef<str>) {
 async fn run(args: Args, signaling: Signaling) -> Result<(), String> {
     let user = UserId::new(&args.user).map_err(|e| format!("--user: {e}"))?;
     let device = DeviceId::new(&args.device).map_err(|e| format!("--device: {e}"))?;
-    let (api, link) = signaling.connect(Identity { user, device })?;
+    let identity = Identity { user, device };
+    let (api, link, media) = match args.media {
+        MediaChoice::None => {
+            let (api, link) = signaling.connect(identity, NoMedia)?;
+            (api, link, MediaWatch::none())
+        }
+        MediaChoice::Webrtc => {
+            let engine = WebRtcMedia::new(webrtc_config(args.media_bind))
+                .map_err(|e| format!("--media webrtc: {e}"))?;
+            let watch = MediaWatch::webrtc(&engine);
+            let (api, link) = signaling.connect(identity, engine)?;
+            (api, link, watch)
+        }
+    };
     let mut events = api.subscribe();
     say(format!(
-        "ready user={} device={} {}{}",
+        "ready user={} device={} {}{}{}",
         args.user,
         args.device,
         signaling.describe(),
+        match args.media {
+            MediaChoice::None => String::new(),
+            MediaChoice::Webrtc => format!(" media=webrtc bind={}", args.media_bind),
+        },
         if args.auto_answer { " auto-answer" } else { "" }
     ));
 
     let printer_api = api.clone();
     let auto_answer = args.auto_answer;
+    let watch = media.clone();
     tokio::spawn(async move {
         while let Some(n) = events.recv().await {
+            watch.observe(&n);
             if let Some(line) = describe(&n) {
                 say(line);
             }
@@ -132,7 +164,7 @@ async fn run(args: Args, signaling: Signaling) -> Result<(), String> {
         match Command::parse(&line) {
             Ok(None) => {}
             Ok(Some(cmd)) => {
-                if execute::execute(&api, &link, cmd).await == Outcome::Quit {
+                if execute::execute(&api, &link, &media, cmd).await == Outcome::Quit {
                     break;
                 }
             }
