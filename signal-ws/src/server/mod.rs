@@ -20,8 +20,6 @@ mod connection;
 mod eviction;
 #[doc(hidden)]
 pub mod fuzzing;
-#[doc(hidden)]
-pub mod fuzzing;
 mod http;
 mod hub;
 mod limits;
