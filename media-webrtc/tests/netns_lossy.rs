@@ -185,9 +185,11 @@ async fn peer(
         &net.bob_host
     };
     on.spawn(async move {
-        let mut media = WebRtcConfig::default();
-        media.bind_addrs = vec![SocketAddr::from((addr, 0))];
-        media.connect_timeout = Duration::from_secs(20);
+        let media = WebRtcConfig {
+            bind_addrs: vec![SocketAddr::from((addr, 0))],
+            connect_timeout: Duration::from_secs(20),
+            ..WebRtcConfig::default()
+        };
         let mut config = CallConfig::new(user(&u), device(&d));
         config.signal_grace = grace;
         let signal = fast_ws_signal(&url, &u, &d);
