@@ -65,6 +65,7 @@
 
 mod describe;
 mod dev;
+pub mod procfs;
 
 pub use describe::{call_type_name, describe, link_name};
 pub use dev::{dev_tokens, random_secret, DevTokenError};

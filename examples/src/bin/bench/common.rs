@@ -14,6 +14,8 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::Message;
 
+pub use callapi_examples::procfs::{clock_ticks, cpu_time, own_cpu_time, rss_bytes};
+
 use callapi_core::call::{CallState, Notification};
 use callapi_core::connection::schedule::RetrySchedule;
 use callapi_core::connection::{Credentials, Identity, SupervisorConfig, TokenError};
@@ -159,18 +161,6 @@ pub async fn wait_watch(
     }
 }
 
-/// Resident set size of process `pid` in bytes (from /proc).
-pub fn rss_bytes(pid: u32) -> Res<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let kib: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .ok_or("no VmRSS in /proc status")?;
-    Ok(kib * 1024)
-}
-
 /// Raises the open-file limit (`RLIMIT_NOFILE`) to `want`, children included: as root (with
 /// `CAP_SYS_RESOURCE`) the hard limit first, up to `/proc/sys/fs/nr_open`; otherwise only the
 /// soft limit, up to the hard one. Returns the soft limit now in force.
@@ -302,17 +292,4 @@ impl ChildServer {
             addr,
         })
     }
-}
-
-/// CPU time (user + system) process `pid` has used so far (from `/proc/<pid>/stat`, in clock
-/// ticks of 10 ms).
-pub fn cpu_time(pid: u32) -> Res<Duration> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    // Fields after the command name (which may hold spaces) in parentheses.
-    let rest = stat.rsplit_once(')').ok_or("bad /proc stat")?.1;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks =
-        |k: usize| -> Res<u64> { Ok(fields.get(k).ok_or("short /proc stat")?.parse::<u64>()?) };
-    // utime and stime: fields 14 and 15 of stat(5), so indices 11 and 12 after the name.
-    Ok(Duration::from_millis((ticks(11)? + ticks(12)?) * 10))
 }

@@ -272,7 +272,7 @@ struct CpuReading {
 impl CpuReading {
     fn now() -> Res<Self> {
         Ok(Self {
-            total: stat_cpu()?,
+            total: own_cpu_time()?,
             threads: thread_cpu(),
         })
     }
@@ -299,26 +299,6 @@ impl CpuReading {
     }
 }
 
-/// This process's CPU time so far, user + system, all threads (exited ones included), from
-/// `/proc/self/stat` (fields 14 and 15, in clock ticks).
-fn stat_cpu() -> Res<Duration> {
-    let stat = std::fs::read_to_string("/proc/self/stat")?;
-    // The command name (field 2) is in parentheses and may hold spaces: count after it.
-    let (_, rest) = stat
-        .rsplit_once(')')
-        .ok_or("no command name in /proc/self/stat")?;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| -> Res<u64> {
-        Ok(fields
-            .get(i)
-            .ok_or("short /proc/self/stat")?
-            .parse::<u64>()?)
-    };
-    // `rest` starts at field 3: utime is field 14, stime field 15.
-    let total = ticks(11)? + ticks(12)?;
-    Ok(Duration::from_secs_f64(total as f64 / clock_ticks() as f64))
-}
-
 /// Each live thread's CPU time (`se.sum_exec_runtime`, ms with ns decimals, in
 /// `/proc/self/task/<tid>/sched`); `None` if any cannot be read.
 fn thread_cpu() -> Option<BTreeMap<u32, Duration>> {
@@ -340,23 +320,6 @@ fn thread_cpu() -> Option<BTreeMap<u32, Duration>> {
         threads.insert(tid, Duration::from_secs_f64(ms / 1e3));
     }
     Some(threads)
-}
-
-/// Clock ticks per second (`sysconf(_SC_CLK_TCK)`): `AT_CLKTCK` (17) of the auxiliary vector,
-/// 100 if it cannot be read.
-fn clock_ticks() -> u64 {
-    const AT_CLKTCK: u64 = 17;
-    let word = |b: &[u8]| -> Option<u64> { Some(u64::from_ne_bytes(b.try_into().ok()?)) };
-    std::fs::read("/proc/self/auxv")
-        .ok()
-        .and_then(|auxv| {
-            auxv.chunks_exact(16).find_map(|pair| {
-                let (key, value) = pair.split_at(8);
-                (word(key)? == AT_CLKTCK).then(|| word(value)).flatten()
-            })
-        })
-        .filter(|t| *t > 0)
-        .unwrap_or(100)
 }
 
 /// Runs the figure with `n` group calls per size and engine.

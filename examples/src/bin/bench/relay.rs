@@ -9,7 +9,6 @@
 //! the first failed one; both p99s are compared at the highest rate both sustained.
 
 mod load;
-mod procs;
 mod wire;
 
 use std::net::SocketAddr;
@@ -25,7 +24,6 @@ use crate::mosquitto::Mosquitto;
 use crate::report::{verdict, Report};
 use crate::stats::{ms, round3, Samples};
 use load::{blank_stamp, drive, Phase, Shared, Template};
-use procs::{cpu, ServerChild};
 use wire::{Mqtt, Wire, Ws};
 
 /// The first offered total rate, envelopes per second.
@@ -137,11 +135,10 @@ async fn rising<W: Wire>(
         )));
     }
     drop(phase_rx);
-    let relay = relay_pid.to_string();
     let mut steps = Vec::new();
     for k in 0..MAX_STEPS {
         let rate = rate(k);
-        let (relay0, gen0, t0) = (cpu(&relay)?, cpu("self")?, Instant::now());
+        let (relay0, gen0, t0) = (cpu_time(relay_pid)?, own_cpu_time()?, Instant::now());
         phase_tx.send(Some(Phase {
             step: k,
             per_sender: rate as f64 / n as f64,
@@ -150,7 +147,7 @@ async fn rising<W: Wire>(
         }))?;
         // The senders' last tick falls at the step's end; leave it a few ms.
         tokio::time::sleep(step_len + Duration::from_millis(5)).await;
-        let (relay1, gen1, wall) = (cpu(&relay)?, cpu("self")?, t0.elapsed());
+        let (relay1, gen1, wall) = (cpu_time(relay_pid)?, own_cpu_time()?, t0.elapsed());
         phase_tx.send(None)?;
         let pct = |a: Duration, b: Duration| 100.0 * (b - a).as_secs_f64() / wall.as_secs_f64();
         let (server_cpu_pct, generator_cpu_pct) = (pct(relay0, relay1), pct(gen0, gen1));
@@ -251,7 +248,7 @@ async fn mqtt_pairs(addr: SocketAddr, n: usize) -> Res<Vec<(Conn<Mqtt>, Conn<Mqt
 /// Both series, measured on this thread's runtime.
 async fn measure(pairs: usize, step_len: Duration) -> Res<(Series, Series)> {
     eprintln!("  callapi-signal-server (child process):");
-    let server = ServerChild::start().await?;
+    let server = ChildServer::start("--serve-ws").await?;
     let links = ws_pairs(server.addr, pairs).await?;
     let ours = rising(links, step_len, server.pid).await?;
     drop(server);

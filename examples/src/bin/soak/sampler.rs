@@ -4,6 +4,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use callapi_examples::procfs::{fd_count, rss_bytes};
 use tokio::time::Instant;
 
 use crate::Res;
@@ -19,23 +20,6 @@ pub struct Sample {
     pub fds: u64,
     /// Calls completed so far.
     pub completed: u64,
-}
-
-/// Resident set size of `pid`, bytes.
-pub fn rss_bytes(pid: u32) -> Res<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let kib: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .ok_or("no VmRSS in /proc/PID/status")?;
-    Ok(kib * 1024)
-}
-
-/// Open descriptors of `pid`.
-pub fn fd_count(pid: u32) -> Res<u64> {
-    Ok(std::fs::read_dir(format!("/proc/{pid}/fd"))?.count() as u64)
 }
 
 /// Samples `pid` every `every` from `start` (a sample at 0 included) up to `start + duration`
