@@ -20,14 +20,13 @@ use std::time::{Duration, Instant};
 
 use callapi_core::call::{CallConfig, CallEvent, CallState, Notification, StateReason};
 use callapi_core::connection::schedule::RetrySchedule;
-use callapi_core::connection::{Credentials, Identity, Supervisor, SupervisorConfig, TokenError};
+use callapi_core::connection::{Supervisor, SupervisorConfig};
 use callapi_core::media::MediaKind;
 use callapi_core::protocol::CallType;
 use callapi_media_webrtc::{
     EncodedSample, MediaSource, SampleReceiver, SampleStream, TestClip, WebRtcConfig, WebRtcMedia,
 };
 use callapi_signal_mock::netns::{Host, Lab};
-use callapi_signal_ws::auth::{Claims, TokenAuthority};
 use callapi_signal_ws::client::ClientOptions;
 use callapi_signal_ws::client::{WsSignalClient, WsTransport};
 use callapi_signal_ws::server::{ServerConfig, ServerHandle, SignalServer};
@@ -137,16 +136,6 @@ async fn server(net: &Net) -> ServerHandle {
 /// A supervised client that notices a dead link within ~2 s and retries every second, each
 /// attempt bounded by 2 s (the defaults take 30 s and more, longer than these tests should).
 fn fast_ws_signal(url: &str, u: &str, d: &str) -> Supervisor<WsTransport> {
-    let name = u.to_owned();
-    let credentials = Credentials::token(move || {
-        let t = TokenAuthority::new(SECRET)
-            .and_then(|a| a.mint(&Claims::new(name.clone(), Duration::from_secs(3600))));
-        async move { t.map_err(|e| TokenError(e.to_string())) }
-    });
-    let identity = Identity {
-        user: user(u),
-        device: device(d),
-    };
     let mut options = ClientOptions::default();
     options.ping_interval = PING;
     options.missed_pongs = 2;
@@ -158,7 +147,7 @@ fn fast_ws_signal(url: &str, u: &str, d: &str) -> Supervisor<WsTransport> {
     schedule.attempt_timeout = Duration::from_secs(2);
     WsSignalClient::start(
         WsTransport::new(url).unwrap().with_options(options),
-        SupervisorConfig::new(identity, credentials).with_schedule(schedule),
+        SupervisorConfig::new(identity(u, d), credentials(u)).with_schedule(schedule),
     )
 }
 

@@ -24,22 +24,30 @@ use serde_json::Value;
 /// The signing secret of the test servers' tokens.
 pub const SECRET: &[u8] = b"media-webrtc-test-secret-0123456";
 
-/// A supervised WebSocket signaling client for `u`/`d` of the server at `url`, with a token
-/// signed by [`SECRET`], that connects at once (no start-up jitter).
-pub fn ws_signal(url: &str, u: &str, d: &str) -> Supervisor<WsTransport> {
+/// `u`/`d` as a supervisor identity.
+pub fn identity(u: &str, d: &str) -> Identity {
+    Identity {
+        user: user(u),
+        device: device(d),
+    }
+}
+
+/// Token credentials for `u`: an hour-long token signed by [`SECRET`] on every fetch.
+pub fn credentials(u: &str) -> Credentials {
     let name = u.to_owned();
-    let credentials = Credentials::token(move || {
+    Credentials::token(move || {
         let t = TokenAuthority::new(SECRET)
             .and_then(|a| a.mint(&Claims::new(name.clone(), Duration::from_secs(3600))));
         async move { t.map_err(|e| TokenError(e.to_string())) }
-    });
-    let identity = Identity {
-        user: user(u),
-        device: device(d),
-    };
+    })
+}
+
+/// A supervised WebSocket signaling client for `u`/`d` of the server at `url`, with a token
+/// signed by [`SECRET`], that connects at once (no start-up jitter).
+pub fn ws_signal(url: &str, u: &str, d: &str) -> Supervisor<WsTransport> {
     WsSignalClient::start(
         WsTransport::new(url).unwrap(),
-        SupervisorConfig::new(identity, credentials)
+        SupervisorConfig::new(identity(u, d), credentials(u))
             .with_schedule(RetrySchedule::immediate_first_attempt()),
     )
 }
