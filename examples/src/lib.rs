@@ -63,6 +63,7 @@
 //! # }
 //! ```
 
+pub mod child;
 mod describe;
 mod dev;
 pub mod procfs;

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use callapi_core::protocol::encode_string;
 use futures::{SinkExt, StreamExt};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::common::*;
@@ -149,8 +149,8 @@ async fn ws_connect_once(i: usize, url: &str, addr: SocketAddr, sink: &mut (Ws, 
 /// Runs the figure: `connectors` concurrent connectors, `rounds` rounds of one TCP window
 /// and one WebSocket window of `each`.
 pub async fn run(report: &mut Report, connectors: usize, each: Duration, rounds: usize) -> Res<()> {
-    let tcp_server = ChildServer::start("--serve-tcp").await?;
-    let ws_server = ChildServer::start("--serve-ws").await?;
+    let tcp_server = child_server("--serve-tcp").await?;
+    let ws_server = child_server("--serve-ws").await?;
     let (url, addr, taddr) = (ws_server.url.clone(), ws_server.addr, tcp_server.addr);
     // Connection numbers (hence source addresses) unique over the run; the sinks take 0..k.
     let next = Arc::new(AtomicUsize::new(connectors));
@@ -246,10 +246,7 @@ pub async fn run(report: &mut Report, connectors: usize, each: Duration, rounds:
 /// closes each connection; prints `listening on tcp://<addr>` and runs until stdin closes.
 pub async fn serve_tcp() -> Res<()> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let mut out = tokio::io::stdout();
-    out.write_all(format!("listening on tcp://{}\n", listener.local_addr()?).as_bytes())
-        .await?;
-    out.flush().await?;
+    let url = format!("tcp://{}", listener.local_addr()?);
     let accepting = tokio::spawn(async move {
         loop {
             match listener.accept().await {
@@ -259,8 +256,7 @@ pub async fn serve_tcp() -> Res<()> {
             }
         }
     });
-    let mut sink = Vec::new();
-    let _ = tokio::io::stdin().read_to_end(&mut sink).await;
+    callapi_examples::child::announce_and_wait(&url).await?;
     accepting.abort();
     Ok(())
 }

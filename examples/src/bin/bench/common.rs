@@ -4,11 +4,9 @@
 //! as child processes (figures 4 and 8).
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
-use std::process::Stdio;
 use std::time::Duration;
 
 use futures::StreamExt;
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
@@ -245,51 +243,10 @@ pub async fn next_text(ws: &mut Ws, what: &str, pred: impl Fn(&str) -> bool) -> 
     }
 }
 
-/// A server run as a child process: this binary re-executed with a hidden `--serve-*` flag,
-/// which prints `listening on <scheme>://<addr>[/path]` and serves until its stdin closes.
-/// Killed on drop.
-pub struct ChildServer {
-    _child: tokio::process::Child,
-    /// Its process id (for `/proc/<pid>/…`).
-    pub pid: u32,
-    /// The URL it printed.
-    pub url: String,
-    /// Its socket address.
-    pub addr: SocketAddr,
-}
+pub use callapi_examples::child::ChildServer;
 
-impl ChildServer {
-    /// Starts `bench <flag>` and waits (within [`WAIT`]) for its address.
-    pub async fn start(flag: &str) -> Res<Self> {
-        let mut child = tokio::process::Command::new(std::env::current_exe()?)
-            .arg(flag)
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()?;
-        let pid = child.id().ok_or("server child has no pid")?;
-        let stdout = child.stdout.take().ok_or("no stdout")?;
-        let mut lines = BufReader::new(stdout).lines();
-        let line = tokio::time::timeout(WAIT, lines.next_line())
-            .await
-            .map_err(|_| format!("server child {flag} did not start"))??
-            .ok_or("server child ended")?;
-        let url = line
-            .strip_prefix("listening on ")
-            .ok_or_else(|| format!("unexpected server output: {line}"))?
-            .to_owned();
-        let addr: SocketAddr = url
-            .split("://")
-            .nth(1)
-            .and_then(|rest| rest.split('/').next())
-            .ok_or_else(|| format!("no address in {url}"))?
-            .parse()?;
-        Ok(Self {
-            _child: child,
-            pid,
-            url,
-            addr,
-        })
-    }
+/// Starts this binary as a server child with the hidden `--serve-*` flag `flag` and waits
+/// (within [`WAIT`]) for its address.
+pub async fn child_server(flag: &str) -> Res<ChildServer> {
+    Ok(ChildServer::start(flag, WAIT).await?)
 }

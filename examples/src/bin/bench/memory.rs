@@ -111,7 +111,7 @@ pub async fn run(report: &mut Report, n: usize, large: usize) -> Res<()> {
     let sizes = [n, large];
 
     // callapi-signal-server: this binary in server mode.
-    let server = ChildServer::start("--serve-ws").await?;
+    let server = child_server("--serve-ws").await?;
     let (url, addr) = (server.url.clone(), server.addr);
     let ours = growth(server.pid, &sizes, |i| {
         let url = url.clone();
@@ -169,12 +169,7 @@ pub async fn run(report: &mut Report, n: usize, large: usize) -> Res<()> {
 /// `listening on <url>` and runs until stdin closes.
 pub async fn serve() -> Res<()> {
     let server = start_server().await?;
-    let mut out = tokio::io::stdout();
-    out.write_all(format!("listening on {}\n", server.url()).as_bytes())
-        .await?;
-    out.flush().await?;
-    let mut sink = Vec::new();
-    let _ = tokio::io::stdin().read_to_end(&mut sink).await;
+    callapi_examples::child::announce_and_wait(&server.url()).await?;
     server.shutdown().await;
     Ok(())
 }

@@ -248,7 +248,7 @@ async fn mqtt_pairs(addr: SocketAddr, n: usize) -> Res<Vec<(Conn<Mqtt>, Conn<Mqt
 /// Both series, measured on this thread's runtime.
 async fn measure(pairs: usize, step_len: Duration) -> Res<(Series, Series)> {
     eprintln!("  callapi-signal-server (child process):");
-    let server = ChildServer::start("--serve-ws").await?;
+    let server = child_server("--serve-ws").await?;
     let links = ws_pairs(server.addr, pairs).await?;
     let ours = rising(links, step_len, server.pid).await?;
     drop(server);

@@ -31,7 +31,6 @@ use args::Args;
 use pairs::Tally;
 use proxy::{FaultPlan, FaultProxy};
 use report::Outcome;
-use server::ServerChild;
 
 /// Any error of the soak.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -66,7 +65,7 @@ async fn soak(args: Args) -> Res<bool> {
     rlimit::increase_nofile_limit(1 << 16)?;
     let load_start = loadavg();
 
-    let server = ServerChild::spawn().await?;
+    let server = server::spawn().await?;
     let plan = FaultPlan {
         fault_every: args.fault_every,
         stall_share: percent(args.stall_percent),
@@ -74,7 +73,7 @@ async fn soak(args: Args) -> Res<bool> {
         refuse: percent(args.refuse_percent),
     };
     let proxy = FaultProxy::start(server.addr, plan, seed).await?;
-    let url = format!("ws://{}{}", proxy.addr(), server.path);
+    let url = format!("ws://{}{}", proxy.addr(), server.path());
 
     let t_up = Instant::now();
     let pairs = pairs::bring_up(&url, args.pairs, seed).await?;
@@ -150,7 +149,7 @@ async fn soak(args: Args) -> Res<bool> {
     }))
     .await;
     proxy.stop().await;
-    let stopped = server.stop().await;
+    let stopped = server.stop(server::START_STOP).await;
     sampled?;
     if let Err(e) = stopped {
         eprintln!("soak: {e}");
