@@ -12,8 +12,6 @@ use std::time::Duration;
 use callapi_signal_ws::server::{ServerConfig, DEV_TOKEN_PATH};
 use common::*;
 use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 fn web_config(dev_tokens: bool) -> ServerConfig {
     let mut c = config();
@@ -22,28 +20,10 @@ fn web_config(dev_tokens: bool) -> ServerConfig {
     c
 }
 
-/// A plain HTTP/1.1 request with `body`; returns (status, head, body).
+/// A plain HTTP/1.1 request with `body`; returns (status, head in lower case, body).
 async fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, String, String) {
-    let mut tcp = TcpStream::connect(addr).await.unwrap();
-    let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
-         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    tcp.write_all(req.as_bytes()).await.unwrap();
-    let mut buf = Vec::new();
-    tokio::time::timeout(WAIT, tcp.read_to_end(&mut buf))
-        .await
-        .expect("HTTP answer in time")
-        .unwrap();
-    let text = String::from_utf8_lossy(&buf).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    (status, head.to_ascii_lowercase(), body.to_owned())
+    let (status, head, body) = http_request(addr, method, path, body).await;
+    (status, head.to_ascii_lowercase(), body)
 }
 
 async fn post_token(addr: SocketAddr, body: &str) -> (u16, String, String) {

@@ -339,8 +339,29 @@ pub fn rss_kib(pid: u32) -> u64 {
 
 /// A plain HTTP/1.1 GET; returns (status, head, body).
 pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String, String) {
+    http_request(addr, "GET", path, "").await
+}
+
+/// A plain HTTP/1.1 request (other than a GET, with `body` as JSON); returns (status, head,
+/// body).
+pub async fn http_request(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> (u16, String, String) {
     let mut tcp = TcpStream::connect(addr).await.unwrap();
-    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    let content = if method == "GET" {
+        String::new()
+    } else {
+        format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            body.len()
+        )
+    };
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{content}\r\n{body}"
+    );
     tcp.write_all(req.as_bytes()).await.unwrap();
     let mut buf = Vec::new();
     tokio::time::timeout(WAIT, tcp.read_to_end(&mut buf))
