@@ -63,6 +63,12 @@ interface Conn {
   remoteSet: boolean;
   pending: RTCIceCandidateInit[];
   framed: boolean;
+  /**
+   * The connection's work in order: first opening it (capturing the local stream, adding its
+   * tracks, the offer), then each remote payload. A remote offer is only answered once the local
+   * tracks are in, so the answer sends media too (not receive-only).
+   */
+  queue: Promise<void>;
 }
 
 /** See the file comment. Needs a browser (or any environment with WebRTC globals). */
@@ -125,11 +131,11 @@ export class BrowserMedia implements MediaEngine {
     this.sink({ type: "failed", callId, message: e instanceof Error ? e.message : String(e), atJoin, ...(peer !== undefined ? { peer } : {}) });
   }
 
-  private async open(callId: string, video: boolean, offerer: boolean, peer: MediaPeer | undefined): Promise<void> {
+  private open(callId: string, video: boolean, offerer: boolean, peer: MediaPeer | undefined): Promise<void> {
     const k = this.key(callId, peer);
-    if (this.conns.has(k)) return;
+    if (this.conns.has(k)) return Promise.resolve();
     const pc = new RTCPeerConnection({ iceServers: this.opts.iceServers ?? [] });
-    const conn: Conn = { pc, offerer, remoteSet: false, pending: [], framed: false };
+    const conn: Conn = { pc, offerer, remoteSet: false, pending: [], framed: false, queue: Promise.resolve() };
     this.conns.set(k, conn);
     pc.onicecandidate = (ev) => {
       if (ev.candidate !== null) this.signal(callId, peer, candidatePayload(ev.candidate.toJSON()));
@@ -147,6 +153,13 @@ export class BrowserMedia implements MediaEngine {
     pc.onconnectionstatechange = () => {
       if (pc.connectionState === "failed") this.fail(callId, peer, new Error("peer connection failed"), false);
     };
+    conn.queue = this.start(k, conn, callId, video, peer);
+    return conn.queue;
+  }
+
+  /** Captures the local stream, adds its tracks and, as the offerer, sends the offer. */
+  private async start(k: string, conn: Conn, callId: string, video: boolean, peer: MediaPeer | undefined): Promise<void> {
+    const { pc, offerer } = conn;
     try {
       const local = await this.stream(callId, video);
       if (this.conns.get(k) !== conn) return;
@@ -161,10 +174,17 @@ export class BrowserMedia implements MediaEngine {
     }
   }
 
-  private async remote(callId: string, peer: MediaPeer | undefined, payload: JsonValue): Promise<void> {
-    const conn = this.conns.get(this.key(callId, peer));
+  private remote(callId: string, peer: MediaPeer | undefined, payload: JsonValue): Promise<void> {
+    const k = this.key(callId, peer);
+    const conn = this.conns.get(k);
     const p = parsePayload(payload);
-    if (conn === undefined || p === undefined) return;
+    if (conn === undefined || p === undefined) return Promise.resolve();
+    conn.queue = conn.queue.then(() => (this.conns.get(k) === conn ? this.apply(conn, callId, peer, p) : undefined));
+    return conn.queue;
+  }
+
+  /** Applies one remote payload to its connection (after everything queued before it). */
+  private async apply(conn: Conn, callId: string, peer: MediaPeer | undefined, p: NonNullable<ReturnType<typeof parsePayload>>): Promise<void> {
     try {
       if ("description" in p) {
         const isOffer = p.description.type === "offer";

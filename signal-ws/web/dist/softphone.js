@@ -3181,11 +3181,11 @@ var BrowserMedia = class {
   fail(callId, peer, e, atJoin) {
     this.sink({ type: "failed", callId, message: e instanceof Error ? e.message : String(e), atJoin, ...peer !== void 0 ? { peer } : {} });
   }
-  async open(callId, video, offerer, peer) {
+  open(callId, video, offerer, peer) {
     const k = this.key(callId, peer);
-    if (this.conns.has(k)) return;
+    if (this.conns.has(k)) return Promise.resolve();
     const pc = new RTCPeerConnection({ iceServers: this.opts.iceServers ?? [] });
-    const conn = { pc, offerer, remoteSet: false, pending: [], framed: false };
+    const conn = { pc, offerer, remoteSet: false, pending: [], framed: false, queue: Promise.resolve() };
     this.conns.set(k, conn);
     pc.onicecandidate = (ev) => {
       if (ev.candidate !== null) this.signal(callId, peer, candidatePayload(ev.candidate.toJSON()));
@@ -3203,6 +3203,12 @@ var BrowserMedia = class {
     pc.onconnectionstatechange = () => {
       if (pc.connectionState === "failed") this.fail(callId, peer, new Error("peer connection failed"), false);
     };
+    conn.queue = this.start(k, conn, callId, video, peer);
+    return conn.queue;
+  }
+  /** Captures the local stream, adds its tracks and, as the offerer, sends the offer. */
+  async start(k, conn, callId, video, peer) {
+    const { pc, offerer } = conn;
     try {
       const local = await this.stream(callId, video);
       if (this.conns.get(k) !== conn) return;
@@ -3216,10 +3222,16 @@ var BrowserMedia = class {
       this.fail(callId, peer, e, true);
     }
   }
-  async remote(callId, peer, payload) {
-    const conn = this.conns.get(this.key(callId, peer));
+  remote(callId, peer, payload) {
+    const k = this.key(callId, peer);
+    const conn = this.conns.get(k);
     const p = parsePayload(payload);
-    if (conn === void 0 || p === void 0) return;
+    if (conn === void 0 || p === void 0) return Promise.resolve();
+    conn.queue = conn.queue.then(() => this.conns.get(k) === conn ? this.apply(conn, callId, peer, p) : void 0);
+    return conn.queue;
+  }
+  /** Applies one remote payload to its connection (after everything queued before it). */
+  async apply(conn, callId, peer, p) {
     try {
       if ("description" in p) {
         const isOffer = p.description.type === "offer";
