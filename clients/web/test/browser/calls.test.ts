@@ -9,11 +9,11 @@
 import assert from "node:assert/strict";
 import { after, afterEach, before, describe, test } from "node:test";
 import { type ConnStats } from "./page.js";
-import { type Binaries, type Softphone, type WebPhone, World, binaries, skipReason } from "./harness.js";
+import { type Binaries, type Softphone, type WebPhone, World, binaries, netnsReason, skipReason } from "./harness.js";
 
-const skip = skipReason();
-if (skip !== undefined) console.log(`# browser tests skipped: ${skip}`);
-// Built (or brought up to date) before the suite's clock starts.
+const skip = skipReason() ?? netnsReason();
+if (skip !== undefined) console.log(`# SKIP browser tests: ${skip}`);
+// Built by run.ts before the suite's clock starts.
 const bins: Binaries | undefined = skip === undefined ? binaries() : undefined;
 /** One case's limit: every wait in it is bounded far below this. */
 const CASE_MS = 60_000;
@@ -41,6 +41,14 @@ async function assertPhoneFrames(phone: Softphone, peers: readonly string[] = []
     const p = c.byPeer.get(peer);
     assert.ok(p !== undefined && p.videoSent > 0 && p.videoReceived > 0, `${phone.name}: no video both ways with ${peer}: ${JSON.stringify(p)}`);
   }
+}
+
+/** The phone's roster changes of `user` as `from:to`. */
+function members(phone: Softphone, user: string): string[] {
+  return phone.lines.flatMap((l) => {
+    const m = new RegExp(`^member user=${user} from=(\\S+) to=(\\w+)`).exec(l);
+    return m === null ? [] : [`${m[1]}:${m[2]}`];
+  });
 }
 
 /** On failure: what every party printed. */
@@ -191,6 +199,14 @@ describe("browser end to end (Chromium against the Rust peers)", { skip: skip ??
       await alice.waitState("prepared");
       await bob.waitLine(/^state Prepared reason=\w+ prev=Connected /);
       await carol.waitLine(/^state Prepared reason=\w+ prev=Connected /);
-      console.log(JSON.stringify({ alice: await alice.states(), bob: bob.states(), carol: carol.states(), members: await alice.members() }));
+      // The caller is in the call at the first accept; each callee connects on its own accept.
+      assert.deepEqual(await alice.states(), ["prepared:none", "calling:localVideoCall", "connected:remoteAccepted", "prepared:localHangup"]);
+      for (const phone of [bob, carol]) {
+        assert.deepEqual(phone.states(), ["Prepared:None", "Calling:RemoteVideoCall", "Connecting:LocalAccepted", "Connected:LocalAccepted", "Prepared:CallEnded"], phone.name);
+      }
+      assert.deepEqual(await alice.members(), ["alice:accepted", "bob:inviting", "bob:ringing", "bob:accepted", "carol:inviting", "carol:ringing", "carol:accepted"]);
+      assert.deepEqual(members(bob, "carol"), ["-:Inviting", "Inviting:Ringing", "Ringing:Accepted"]);
+      assert.deepEqual(members(carol, "bob"), ["-:Accepted"], "carol joins with bob in the call already");
+      assert.deepEqual(await alice.media(), [], "the page's peer connections are closed after the call");
     }));
 });

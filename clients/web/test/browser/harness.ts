@@ -28,11 +28,27 @@ export const CHROMIUM = process.env["CALLAPI_CHROMIUM"] ?? "/usr/bin/chromium";
 /** How long one step (a state, a line, frames) may take. */
 export const STEP_MS = 20_000;
 
-/** Why the browser tests cannot run here, or `undefined`. */
+/** Set (to "1") by run.ts in the network namespace it starts the suite in. */
+export const NETNS_ENV = "CALLAPI_BROWSER_NETNS";
+
+/** Why the browser tests cannot run here (before any namespace is involved), or `undefined`. */
 export function skipReason(): string | undefined {
   if (!existsSync(CHROMIUM)) {
     return `${CHROMIUM} not found: install Debian's chromium (apt-get install chromium; ./scripts/test does) or point CALLAPI_CHROMIUM at a Chromium`;
   }
+  return undefined;
+}
+
+/**
+ * Why this process may not run the suite, or `undefined`: it must be in the network namespace
+ * run.ts made, with no interface but `lo`, so that every media path is on loopback.
+ */
+export function netnsReason(): string | undefined {
+  if (process.env[NETNS_ENV] !== "1") {
+    return "not in a network namespace of its own: run the suite with `npm run test:browser` (dist/test/browser/run.js starts it in one, so media stays on loopback)";
+  }
+  const others = Object.keys(os.networkInterfaces()).filter((name) => name !== "lo");
+  if (others.length > 0) return `the suite's network namespace has interfaces besides lo: ${others.join(", ")}`;
   return undefined;
 }
 
@@ -54,13 +70,11 @@ export interface Binaries {
 }
 
 /**
- * The debug builds of `callapi-signal-server` and `softphone` in the workspace's target dir
- * (`CARGO_TARGET_DIR` or `target/`), brought up to date with `cargo build` when cargo is here
- * (a no-op when they are fresh, as after the workspace's tests).
+ * Brings the debug builds of `callapi-signal-server` and `softphone` up to date with
+ * `cargo build` when cargo is here (a no-op when they are fresh, as after the workspace's
+ * tests). run.ts calls it before it enters the suite's network namespace.
  */
-export function binaries(): Binaries {
-  const dir = path.join(process.env["CARGO_TARGET_DIR"] ?? path.join(REPO_ROOT, "target"), "debug");
-  const bins = { server: path.join(dir, "callapi-signal-server"), softphone: path.join(dir, "softphone") };
+export function buildBinaries(): void {
   const cargo = spawnSync("cargo", ["--version"], { stdio: "ignore" });
   if (cargo.status === 0) {
     const build = spawnSync(
@@ -70,6 +84,12 @@ export function binaries(): Binaries {
     );
     if (build.status !== 0) throw new Error(`cargo build of callapi-signal-server and softphone failed (status ${build.status}, ${build.error?.message ?? "see above"})`);
   }
+}
+
+/** The debug builds of `callapi-signal-server` and `softphone` in the workspace's target dir (`CARGO_TARGET_DIR` or `target/`). */
+export function binaries(): Binaries {
+  const dir = path.join(process.env["CARGO_TARGET_DIR"] ?? path.join(REPO_ROOT, "target"), "debug");
+  const bins = { server: path.join(dir, "callapi-signal-server"), softphone: path.join(dir, "softphone") };
   for (const bin of Object.values(bins)) {
     if (!existsSync(bin)) throw new Error(`${bin} is missing: build it with cargo build -p callapi-signal-ws --bin callapi-signal-server -p callapi-examples --bin softphone`);
   }
@@ -227,6 +247,8 @@ async function serveHarness(mintToken: (user: string, device: string) => Promise
       try {
         if (url.pathname === "/") {
           res.writeHead(200, { "content-type": "text/html; charset=utf-8" }).end(BLANK_PAGE);
+        } else if (url.pathname === "/favicon.ico") {
+          res.writeHead(204).end();
         } else if (url.pathname === "/token") {
           const token = await mintToken(url.searchParams.get("user") ?? "", url.searchParams.get("device") ?? "");
           res.writeHead(200, { "content-type": "text/plain", "cache-control": "no-store" }).end(token);

@@ -4,9 +4,9 @@
  * drive through `page.evaluate`. It records everything a `CallClient` reports and reads the
  * peer connections' `getStats`.
  *
- * Every `RTCPeerConnection` the library creates is recorded (for its stats), and only loopback
- * ICE candidates (127.0.0.0/8, ::1) are handed to the library, so every media path the tests
- * open stays on loopback.
+ * Every `RTCPeerConnection` the library creates is recorded (for its stats). The suite runs in
+ * a network namespace with only `lo` (run.ts), so every candidate the page gathers is a
+ * loopback one; the tests check the selected pairs.
  */
 
 import {
@@ -79,32 +79,10 @@ declare global {
 const NativePeerConnection = window.RTCPeerConnection;
 const connections: RTCPeerConnection[] = [];
 
-/** Whether an ICE candidate's address is a loopback one. */
-function loopback(address: string | null): boolean {
-  return address !== null && (address.startsWith("127.") || address === "::1");
-}
-
-const onIceCandidate = Object.getOwnPropertyDescriptor(NativePeerConnection.prototype, "onicecandidate");
-
-/** `RTCPeerConnection`, recorded, that reports only loopback candidates to `onicecandidate`. */
+/** `RTCPeerConnection`, recorded (for its stats). */
 function RecordedPeerConnection(config?: RTCConfiguration): RTCPeerConnection {
   const pc = new NativePeerConnection(config);
   connections.push(pc);
-  if (onIceCandidate?.set !== undefined && onIceCandidate.get !== undefined) {
-    const { get, set } = onIceCandidate;
-    Object.defineProperty(pc, "onicecandidate", {
-      get: () => get.call(pc),
-      set: (handler: ((ev: RTCPeerConnectionIceEvent) => void) | null) =>
-        set.call(
-          pc,
-          handler === null
-            ? null
-            : (ev: RTCPeerConnectionIceEvent) => {
-                if (ev.candidate === null || loopback(ev.candidate.address)) handler.call(pc, ev);
-              },
-        ),
-    });
-  }
   return pc;
 }
 RecordedPeerConnection.prototype = NativePeerConnection.prototype;
