@@ -12,6 +12,8 @@
 //! * [`world::SimWorld`]: bare `CallMachine`s wired to a [`SimNetwork`] on a virtual clock.
 //! * `netns` (feature `netns`): hosts in Linux network namespaces behind a router whose
 //!   nftables rules drop packets at random or cut a path, for tests on real sockets.
+//! * `nats_cluster` (feature `nats`): a real nats-server cluster (JetStream, MQTT) of child
+//!   processes on loopback ports, with `kill -9` and restart of one node.
 //!
 //! # Example
 //!
@@ -75,6 +77,8 @@ pub mod client;
 pub mod fault;
 pub mod group_flow;
 pub mod media;
+#[cfg(feature = "nats")]
+pub mod nats_cluster;
 #[cfg(feature = "netns")]
 pub mod netns;
 pub mod network;
