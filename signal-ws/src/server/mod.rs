@@ -18,6 +18,9 @@
 mod config;
 mod connection;
 mod eviction;
+// Used once the hub routes through it (`ServerConfig::fleet`).
+#[allow(dead_code)]
+mod fleet;
 #[doc(hidden)]
 pub mod fuzzing;
 mod http;
@@ -40,6 +43,7 @@ use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::{JoinHandle, JoinSet};
 
 pub use config::{Buffers, Limits, ServerConfig, Timers, WebPage};
+pub use fleet::{FleetConfig, FleetError};
 pub use http::SIGNAL_PATH;
 pub use metrics::Metrics;
 pub use push::{PushError, PushFuture, PushNotification, PushNotifier, WebhookNotifier};
