@@ -19,6 +19,18 @@ pub struct KindCounters {
     pub frames_received: u64,
     /// Frames/packets released to the sample subscribers (per the media plan).
     pub frames_delivered: u64,
+    /// Keyframes handed to the RTP packetizer (video; 0 for audio). After the first, a source
+    /// that makes keyframes only when asked sends one per answered request.
+    pub keyframes_sent: u64,
+    /// Complete keyframes assembled (video; 0 for audio).
+    pub keyframes_received: u64,
+    /// Keyframe requests (RTCP PLI) this side sent: one when the remote track opens, then
+    /// while a frame was lost (packets never arrived, even retransmitted) and no keyframe has
+    /// come since, at most one per 500 ms (video; 0 for audio).
+    pub keyframe_requests_sent: u64,
+    /// Keyframe requests (RTCP PLI or FIR) the remote side sent to this one (video; 0 for
+    /// audio).
+    pub keyframe_requests_received: u64,
 }
 
 /// A snapshot of an engine's counters, over all its calls (or, from
@@ -46,6 +58,10 @@ pub(crate) struct KindAtomics {
     pub bytes_received: AtomicU64,
     pub frames_received: AtomicU64,
     pub frames_delivered: AtomicU64,
+    pub keyframes_sent: AtomicU64,
+    pub keyframes_received: AtomicU64,
+    pub keyframe_requests_sent: AtomicU64,
+    pub keyframe_requests_received: AtomicU64,
 }
 
 /// One of the per-kind counters.
@@ -57,6 +73,10 @@ pub(crate) enum Stat {
     BytesReceived,
     FramesReceived,
     FramesDelivered,
+    KeyframesSent,
+    KeyframesReceived,
+    KeyframeRequestsSent,
+    KeyframeRequestsReceived,
 }
 
 impl KindAtomics {
@@ -68,6 +88,10 @@ impl KindAtomics {
             Stat::BytesReceived => &self.bytes_received,
             Stat::FramesReceived => &self.frames_received,
             Stat::FramesDelivered => &self.frames_delivered,
+            Stat::KeyframesSent => &self.keyframes_sent,
+            Stat::KeyframesReceived => &self.keyframes_received,
+            Stat::KeyframeRequestsSent => &self.keyframe_requests_sent,
+            Stat::KeyframeRequestsReceived => &self.keyframe_requests_received,
         }
     }
 
@@ -79,6 +103,10 @@ impl KindAtomics {
             bytes_received: self.bytes_received.load(Ordering::Relaxed),
             frames_received: self.frames_received.load(Ordering::Relaxed),
             frames_delivered: self.frames_delivered.load(Ordering::Relaxed),
+            keyframes_sent: self.keyframes_sent.load(Ordering::Relaxed),
+            keyframes_received: self.keyframes_received.load(Ordering::Relaxed),
+            keyframe_requests_sent: self.keyframe_requests_sent.load(Ordering::Relaxed),
+            keyframe_requests_received: self.keyframe_requests_received.load(Ordering::Relaxed),
         }
     }
 }

@@ -14,6 +14,11 @@
 //! * **First frame.** A video call's first remote frame is a complete VP8 keyframe assembled
 //!   from RTP (released at its last packet, the marker bit); a keyframe is requested (RTCP PLI)
 //!   as soon as the remote video track opens. For audio, the first Opus packet.
+//! * **Loss.** Lost RTP packets are asked for again (RTCP NACK, the `webrtc` crate's
+//!   interceptors); a video frame whose packets never come (a gap longer than the reordering
+//!   window) breaks the picture, and the receiver requests a keyframe (PLI) every 500 ms until
+//!   one arrives; the sender answers a request by asking its [`SampleStream`] for a keyframe.
+//!   [`KindCounters`] count keyframes and requests both ways.
 //! * **Sources and sinks.** A [`MediaSource`] yields encoded samples; the default is the
 //!   embedded looping [`TestClip`] (VP8 320x240 + Opus tone), so nothing needs a camera.
 //!   [`WebRtcHandle::subscribe_samples`] receives the remote [`RemoteSample`]s.

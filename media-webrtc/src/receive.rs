@@ -38,6 +38,7 @@ pub(crate) async fn run(ctx: Arc<CallCtx>, track: Arc<dyn TrackRemote>) {
         assembler: (kind == MediaKind::Video)
             .then(|| FrameAssembler::new(MAX_LATE_PACKETS, MAX_LATE_TIME)),
         seen_keyframe: false,
+        awaiting_keyframe: false,
         last_pli: None,
         media_ssrc: track.ssrcs().await.first().copied(),
     };
@@ -60,6 +61,9 @@ struct Receiver {
     kind: MediaKind,
     assembler: Option<FrameAssembler>,
     seen_keyframe: bool,
+    /// A frame was lost since the last keyframe: the picture is broken until the next one,
+    /// so keyframe requests repeat (a request can be lost too).
+    awaiting_keyframe: bool,
     last_pli: Option<Instant>,
     media_ssrc: Option<u32>,
 }
@@ -82,8 +86,9 @@ impl Receiver {
             sender_ssrc: 0,
             media_ssrc,
         };
-        if let Err(err) = track.write_rtcp(vec![Box::new(pli)]).await {
-            tracing::debug!(%err, "PLI not sent");
+        match track.write_rtcp(vec![Box::new(pli)]).await {
+            Ok(()) => ctx.count(self.kind, Stat::KeyframeRequestsSent, 1),
+            Err(err) => tracing::debug!(%err, "PLI not sent"),
         }
     }
 
@@ -135,10 +140,19 @@ impl Receiver {
                     continue;
                 }
                 self.seen_keyframe = true;
-            } else if frame.after_loss && !keyframe {
-                // Frames were lost before this one: the decoder needs a keyframe to recover.
-                tracing::debug!(call_id = %ctx.call_id, "video packets lost");
+            } else if keyframe {
+                self.awaiting_keyframe = false;
+            } else if frame.after_loss || self.awaiting_keyframe {
+                // Frames were lost before this one: the decoder needs a keyframe to recover,
+                // and asks again (rate-limited) until one comes.
+                if frame.after_loss {
+                    tracing::debug!(call_id = %ctx.call_id, "video packets lost");
+                }
+                self.awaiting_keyframe = true;
                 self.request_keyframe(ctx, track).await;
+            }
+            if keyframe {
+                ctx.count(self.kind, Stat::KeyframesReceived, 1);
             }
             let sample = RemoteSample {
                 call_id: ctx.call_id,

@@ -56,8 +56,10 @@ pub(crate) async fn run(
                 match event {
                     Some(TrackLocalEvent::OnRtcpPacket(packets)) => {
                         tracing::trace!(call_id = %ctx.call_id, ?kind, n = packets.len(), "RTCP feedback");
-                        if packets.iter().any(|p| is_keyframe_request(p.as_ref())) {
+                        let requests = packets.iter().filter(|p| is_keyframe_request(p.as_ref())).count();
+                        if requests > 0 {
                             tracing::debug!(call_id = %ctx.call_id, "keyframe requested");
+                            ctx.count(kind, Stat::KeyframeRequestsReceived, requests as u64);
                             stream.request_keyframe();
                             // The receiver is waiting: send the keyframe now rather than at the
                             // next frame's time (up to a frame interval later), but at most one
@@ -94,6 +96,7 @@ pub(crate) async fn run(
             continue;
         }
         let len = sample.data.len() as u64;
+        let keyframe = kind == MediaKind::Video && sample.keyframe;
         let rtp = Sample {
             data: sample.data,
             duration: sample.duration,
@@ -107,6 +110,9 @@ pub(crate) async fn run(
             Ok(()) => {
                 ctx.count(kind, Stat::SamplesSent, 1);
                 ctx.count(kind, Stat::BytesSent, len);
+                if keyframe {
+                    ctx.count(kind, Stat::KeyframesSent, 1);
+                }
                 add(&ctx.bytes_sent, len);
                 ctx.local_published(kind);
             }

@@ -2,365 +2,197 @@
 //! the server, alice and bob each in a network namespace of their own behind a router namespace
 //! (`callapi_signal_mock::netns::Lab`), real TCP and UDP sockets between them, and the faults
 //! made by nftables rules in the router: 10 % random loss each way on every path (signaling and
-//! media), or a cut of the signaling path (everything to and from the server's port dropped).
+//! media) with a burst of total media loss, or a cut of the signaling path (everything to and
+//! from the server's port dropped). The setup is `common::netns::LabCall`.
 //!
 //! Needs root, iproute2 and nftables; elsewhere each test prints `SKIP: <reason>` and returns.
-//!
-//! The sender's video source here is an encoder that makes a keyframe only when asked (as
-//! browsers' WebRTC encoders do after the first): the test clip's periodic keyframes are left
-//! out, so every keyframe a receiver gets after the first answers one of its PLIs.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use callapi_core::call::{CallConfig, CallEvent, CallState, Notification, StateReason};
-use callapi_core::connection::schedule::RetrySchedule;
-use callapi_core::connection::{Supervisor, SupervisorConfig};
-use callapi_core::media::MediaKind;
-use callapi_core::protocol::CallType;
-use callapi_media_webrtc::{
-    EncodedSample, MediaSource, SampleReceiver, SampleStream, TestClip, WebRtcConfig, WebRtcMedia,
-};
-use callapi_signal_mock::netns::{Host, Lab};
-use callapi_signal_ws::client::ClientOptions;
-use callapi_signal_ws::client::{WsSignalClient, WsTransport};
-use callapi_signal_ws::server::{ServerConfig, ServerHandle, SignalServer};
+use callapi_core::call::{CallEvent, CallState, Notification, StateReason};
+use callapi_media_webrtc::MediaCounters;
+use common::netns::*;
 use common::*;
-
-/// The signaling port's keepalive on both ends: a ping a second, dead after two silent ones,
-/// so a cut is noticed within about 2 s.
-const PING: Duration = Duration::from_secs(1);
 
 /// The fault duration of the survivable cut (real time).
 const CUT: Duration = Duration::from_secs(10);
 
-/// A video source whose keyframes come only on request (and the very first), counting the
-/// requests it got.
-#[derive(Clone)]
-struct KeyframesOnRequest {
-    clip: TestClip,
-    requests: Arc<AtomicU64>,
-}
+/// How long the call runs under the random loss alone before the burst.
+const UNDER_LOSS: Duration = Duration::from_secs(3);
 
-impl KeyframesOnRequest {
-    fn new() -> Self {
-        Self {
-            clip: TestClip::new().unwrap(),
-            requests: Arc::default(),
-        }
-    }
+/// The burst of total media loss: longer than NACK can repair. A receiver gives up a missing
+/// packet once 128 newer ones arrived (its reordering window); the test clip's video is about
+/// 30 RTP packets a second, so 6 s of silence leaves a gap of about 180 packets, given up at
+/// the first frame after it. The engines here wait [`ICE_SILENCE`] before ICE counts the
+/// connection as disconnected (which ends a 1:1 call's media), so the burst does not.
+const BURST: Duration = Duration::from_secs(6);
 
-    fn requests(&self) -> u64 {
-        self.requests.load(Ordering::Relaxed)
-    }
-}
+/// ICE silence before disconnected in the loss case (5 s by default, shorter than [`BURST`]).
+const ICE_SILENCE: Duration = Duration::from_secs(10);
 
-impl MediaSource for KeyframesOnRequest {
-    fn open(&self, kind: MediaKind) -> Option<Box<dyn SampleStream>> {
-        let inner = self.clip.open(kind)?;
-        if kind != MediaKind::Video {
-            return Some(inner);
-        }
-        Some(Box::new(OnRequestStream {
-            inner,
-            wanted: true,
-            requests: self.requests.clone(),
-        }))
-    }
-}
-
-struct OnRequestStream {
-    inner: Box<dyn SampleStream>,
-    wanted: bool,
-    requests: Arc<AtomicU64>,
-}
-
-impl SampleStream for OnRequestStream {
-    fn next_sample(&mut self) -> Option<EncodedSample> {
-        for _ in 0..1000 {
-            let s = self.inner.next_sample()?;
-            if s.keyframe && !self.wanted {
-                continue; // a periodic keyframe nobody asked for
-            }
-            if s.keyframe {
-                self.wanted = false;
-            }
-            return Some(s);
-        }
-        None
-    }
-
-    fn request_keyframe(&mut self) {
-        self.requests.fetch_add(1, Ordering::Relaxed);
-        self.wanted = true;
-        self.inner.request_keyframe();
-    }
-}
-
-/// The lab: server, alice and bob, each with its host thread.
-struct Net {
-    lab: Lab,
-    server_host: Host,
-    alice_host: Host,
-    bob_host: Host,
-}
-
-fn net() -> Option<Net> {
-    let lab = Lab::new_or_skip(&["server", "alice", "bob"]).unwrap()?;
-    Some(Net {
-        server_host: lab.host("server").unwrap(),
-        alice_host: lab.host("alice").unwrap(),
-        bob_host: lab.host("bob").unwrap(),
-        lab,
-    })
-}
-
-/// The signaling server on the server host (its address, port 0), keepalive [`PING`].
-async fn server(net: &Net) -> ServerHandle {
-    let addr = SocketAddr::from((net.lab.addr("server").unwrap(), 0));
-    net.server_host
-        .spawn(async move {
-            let mut config = ServerConfig::new(addr, SECRET.to_vec());
-            config.timers.ping_interval = PING;
-            config.timers.missed_pongs = 2;
-            SignalServer::start(config).await.unwrap()
-        })
-        .await
-}
-
-/// A supervised client that notices a dead link within ~2 s and retries every second, each
-/// attempt bounded by 2 s (the defaults take 30 s and more, longer than these tests should).
-fn fast_ws_signal(url: &str, u: &str, d: &str) -> Supervisor<WsTransport> {
-    let mut options = ClientOptions::default();
-    options.ping_interval = PING;
-    options.missed_pongs = 2;
-    options.hello_timeout = Duration::from_secs(2);
-    let mut schedule = RetrySchedule::immediate_first_attempt();
-    schedule.reconnect_at = vec![Duration::ZERO, Duration::from_secs(1)];
-    schedule.reconnect_every = Duration::from_secs(1);
-    schedule.jitter = Duration::from_millis(200);
-    schedule.attempt_timeout = Duration::from_secs(2);
-    WsSignalClient::start(
-        WsTransport::new(url).unwrap().with_options(options),
-        SupervisorConfig::new(identity(u, d), credentials(u)).with_schedule(schedule),
-    )
-}
-
-/// A device on `host` (its sockets, signaling and media, in that namespace), media bound to
-/// the host's address.
-async fn peer(
-    net: &Net,
-    host: &str,
-    url: &str,
-    d: &str,
-    grace: Duration,
-    source: &KeyframesOnRequest,
-) -> Peer {
-    let addr = net.lab.addr(host).unwrap();
-    let (u, d, url, source) = (
-        host.to_owned(),
-        d.to_owned(),
-        url.to_owned(),
-        source.clone(),
-    );
-    let on = if host == "alice" {
-        &net.alice_host
-    } else {
-        &net.bob_host
-    };
-    on.spawn(async move {
-        let media = WebRtcConfig {
-            bind_addrs: vec![SocketAddr::from((addr, 0))],
-            connect_timeout: Duration::from_secs(20),
-            ..WebRtcConfig::default()
-        };
-        let mut config = CallConfig::new(user(&u), device(&d));
-        config.signal_grace = grace;
-        let signal = fast_ws_signal(&url, &u, &d);
-        Peer::start_with(
-            config,
-            signal,
-            WebRtcMedia::with_source(media, Arc::new(source)),
-        )
-    })
-    .await
-}
-
-/// Alice calls bob (video, early media), bob accepts, both `Connected` on a first frame.
-async fn connect(alice: &mut Peer, bob: &mut Peer) {
-    for p in [&mut *alice, &mut *bob] {
-        p.wait_link_up().await;
-        p.prepare(true).await;
-    }
-    alice.api.call("bob", CallType::Video).await.unwrap();
-    bob.wait_change(CallState::Calling, StateReason::RemoteVideoCall)
-        .await;
-    bob.api.accept().await.unwrap();
-    alice
-        .wait_change(CallState::Connected, StateReason::RecvRemoteFirstFrame)
-        .await;
-    bob.wait_change(CallState::Connected, StateReason::RecvRemoteFirstFrame)
-        .await;
-}
-
-/// Reads video until a keyframe arrived and `after` more frames followed it (the picture
-/// recovered and plays on), within `within`; returns (frames, keyframes) read.
-async fn keyframe_then_frames(
-    samples: &mut SampleReceiver,
-    who: &str,
-    after: u32,
-    within: Duration,
-) -> (u32, u32) {
-    let (mut frames, mut keyframes, mut since_key) = (0u32, 0u32, None::<u32>);
-    let r = tokio::time::timeout(within, async {
-        loop {
-            let s = samples.recv().await.expect("sample stream open");
-            if s.kind() != MediaKind::Video {
-                continue;
-            }
-            frames += 1;
-            if s.keyframe {
-                keyframes += 1;
-                since_key = Some(0);
-            } else if let Some(n) = &mut since_key {
-                *n += 1;
-                if *n >= after {
-                    return;
-                }
-            }
-        }
-    })
-    .await;
-    assert!(
-        r.is_ok(),
-        "{who}: no keyframe followed by {after} frames within {within:?} \
-         ({frames} frames, {keyframes} keyframes read)"
-    );
-    (frames, keyframes)
-}
-
-/// Waits until `p`'s link state satisfies `pred`, within `within`.
-async fn wait_link(p: &Peer, what: &str, within: Duration, pred: impl Fn(bool) -> bool) {
-    let mut link = p.api.link_watch();
-    let r = tokio::time::timeout(within, link.wait_for(|l| pred(l.is_connected()))).await;
-    assert!(
-        matches!(r, Ok(Ok(_))),
-        "{}: link not {what} within {within:?}",
-        p.user
-    );
-}
-
-fn video_frames(p: &Peer) -> u64 {
-    p.media.counters().video.frames_received
-}
-
-fn audio_frames(p: &Peer) -> u64 {
-    p.media.counters().audio.frames_received
-}
-
-async fn shutdown(net: &Net, alice: Peer, bob: Peer, server: ServerHandle) {
-    alice.api.shutdown().await.unwrap();
-    bob.api.shutdown().await.unwrap();
-    net.server_host
-        .spawn(async move { server.shutdown().await })
-        .await;
-}
+/// The receivers' reordering window, in packets (`MAX_LATE_PACKETS` in media-webrtc).
+const WINDOW: u64 = 128;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "fails: NACK retransmissions repair 10 % loss, so no frame is flagged after_loss and no PLI is sent (bob: 600 frames, 0 keyframes in 20 s); the assertion needs rework"]
 async fn video_call_with_ten_percent_loss_each_way_connects_and_plis_recover_the_picture() {
     init_tracing();
-    let Some(net) = net() else { return };
+    let started = Instant::now();
     // The loss is on before anything connects: signaling (TCP) and media (ICE, DTLS, SRTP)
     // alike, 10 % of the packets of each direction.
-    net.lab.set_loss(10).unwrap();
-    let server = server(&net).await;
-    let url = server.url();
-    let (alice_src, bob_src) = (KeyframesOnRequest::new(), KeyframesOnRequest::new());
-    let grace = Duration::from_secs(30);
-    let mut alice = peer(&net, "alice", &url, "a1", grace, &alice_src).await;
-    let mut bob = peer(&net, "bob", &url, "b1", grace, &bob_src).await;
-    let started = Instant::now();
-    connect(&mut alice, &mut bob).await;
+    let Some(call) = LabCall::start(Duration::from_secs(30), 10, |c| {
+        c.ice_disconnected_timeout = ICE_SILENCE;
+    })
+    .await
+    else {
+        return;
+    };
     eprintln!("connected under 10 % loss in {:?}", started.elapsed());
+    let (net, alice, bob) = (&call.net, &call.alice, &call.bob);
+    let (alice_src, bob_src) = (&call.alice_src, &call.bob_src);
 
-    // Media flows both ways under the loss, and each side's PLIs bring keyframes that restore
-    // the picture: with no periodic keyframes, every keyframe after the first answers a PLI.
-    let (a_req, b_req) = (alice_src.requests(), bob_src.requests());
-    let (a_video, b_video) = (video_frames(&alice), video_frames(&bob));
-    let (a_audio, b_audio) = (audio_frames(&alice), audio_frames(&bob));
+    // Media flows both ways under the loss (NACK retransmissions repair most of it).
+    let (a0, b0) = (alice.media.counters(), bob.media.counters());
+    let loss_at = Instant::now();
+    tokio::time::sleep(UNDER_LOSS).await;
+    let (a1, b1) = (alice.media.counters(), bob.media.counters());
+    let secs = loss_at.elapsed().as_secs_f64();
+    for (who, before, now) in [("alice", &a0, &a1), ("bob", &b0, &b1)] {
+        assert!(
+            now.video.frames_received > before.video.frames_received
+                && now.audio.frames_received > before.audio.frames_received,
+            "{who}: media stalled under 10 % loss: {now:?}"
+        );
+    }
+    let rate = |before: &MediaCounters, now: &MediaCounters| {
+        (now.video.packets_received - before.video.packets_received) as f64 / secs
+    };
+    let (a_rate, b_rate) = (rate(&a0, &a1), rate(&b0, &b1));
+    eprintln!(
+        "under loss: video {a_rate:.1} packets/s at alice, {b_rate:.1} at bob; keyframe \
+         requests so far: alice sent {}, bob sent {}",
+        a1.video.keyframe_requests_sent, b1.video.keyframe_requests_sent
+    );
+    // The burst must leave a gap wider than the receivers' window, or NACK could still
+    // repair it (what arrives, retransmissions included, is about what was sent).
+    for (who, r) in [("alice", a_rate), ("bob", b_rate)] {
+        let gap = r * BURST.as_secs_f64();
+        assert!(
+            gap > WINDOW as f64,
+            "{who}: a {BURST:?} burst at {r:.1} packets/s leaves ~{gap:.0} packets missing, \
+             within the {WINDOW}-packet window NACK may repair: lengthen BURST"
+        );
+    }
+
+    // The burst: every UDP packet to and from alice dropped, both ways (signaling is TCP and
+    // flows on). Both pictures break; nothing arrives meanwhile.
+    net.lab.cut_udp("alice").unwrap();
+    tokio::time::sleep(BURST).await;
+    let (a2, b2) = (alice.media.counters(), bob.media.counters());
     let mut a_samples = alice.media.subscribe_samples();
     let mut b_samples = bob.media.subscribe_samples();
-    let within = Duration::from_secs(20);
-    let ((a_frames, a_keys), (b_frames, b_keys)) = tokio::join!(
+    net.lab.heal().unwrap();
+
+    // Each receiver finds the gap, requests a keyframe (again every 500 ms until one comes,
+    // since a request can be lost too), the other side's source answers it, and the picture
+    // plays on from that keyframe: 15 frames after it.
+    let within = Duration::from_secs(10);
+    let (a_rec, b_rec) = tokio::join!(
         keyframe_then_frames(&mut a_samples, "alice", 15, within),
         keyframe_then_frames(&mut b_samples, "bob", 15, within),
     );
+    let (a3, b3) = (alice.media.counters(), bob.media.counters());
     eprintln!(
-        "alice read {a_frames} frames ({a_keys} keyframes), bob {b_frames} ({b_keys}); \
-         keyframe requests answered: by alice's source {}, by bob's {}",
-        alice_src.requests() - a_req,
-        bob_src.requests() - b_req
+        "after the {BURST:?} burst: alice's keyframe {:?} after the heal ({} frames before \
+         it), bob's {:?} ({}); keyframe requests sent since the heal: alice {}, bob {}; \
+         received: alice {}, bob {}; keyframes sent: alice {}, bob {}; sources asked: \
+         alice's {}, bob's {}",
+        a_rec.keyframe_after,
+        a_rec.frames_before,
+        b_rec.keyframe_after,
+        b_rec.frames_before,
+        a3.video.keyframe_requests_sent - a2.video.keyframe_requests_sent,
+        b3.video.keyframe_requests_sent - b2.video.keyframe_requests_sent,
+        a3.video.keyframe_requests_received - a2.video.keyframe_requests_received,
+        b3.video.keyframe_requests_received - b2.video.keyframe_requests_received,
+        a3.video.keyframes_sent - a2.video.keyframes_sent,
+        b3.video.keyframes_sent - b2.video.keyframes_sent,
+        alice_src.requests(),
+        bob_src.requests(),
     );
-    // Bob's keyframes come from alice's source, on bob's requests (and the other way round).
-    assert!(
-        alice_src.requests() > a_req,
-        "alice's source got no keyframe request from bob while bob recovered; {}",
-        net.lab.ruleset().unwrap()
-    );
-    assert!(
-        bob_src.requests() > b_req,
-        "bob's source got no keyframe request from alice"
-    );
-    assert!(video_frames(&alice) > a_video && video_frames(&bob) > b_video);
-    assert!(audio_frames(&alice) > a_audio && audio_frames(&bob) > b_audio);
-    let (a, b) = (alice.media.counters(), bob.media.counters());
-    eprintln!("counters: alice {a:?}\nbob {b:?}");
+    eprintln!("counters: alice {a3:?}\nbob {b3:?}");
+    for (who, peer, at_heal, now, sender_at_heal, sender_now) in [
+        ("alice", "bob", &a2, &a3, &b2, &b3),
+        ("bob", "alice", &b2, &b3, &a2, &a3),
+    ] {
+        assert!(
+            now.video.keyframe_requests_sent > at_heal.video.keyframe_requests_sent,
+            "{who} sent no PLI after the burst: {now:?}"
+        );
+        assert!(
+            sender_now.video.keyframe_requests_received
+                > sender_at_heal.video.keyframe_requests_received,
+            "{peer} got no PLI from {who} after the burst: {sender_now:?}\n{}",
+            net.lab.ruleset().unwrap()
+        );
+        assert!(
+            sender_now.video.keyframes_sent > sender_at_heal.video.keyframes_sent,
+            "{peer} sent no keyframe after the burst: {sender_now:?}"
+        );
+        assert!(
+            now.video.keyframes_received > at_heal.video.keyframes_received,
+            "{who} assembled no keyframe after the burst: {now:?}"
+        );
+        assert!(
+            now.audio.frames_received > at_heal.audio.frames_received,
+            "{who}: audio did not resume after the burst"
+        );
+    }
+    // With no periodic keyframes, the keyframes after the burst answer requests: each source
+    // was asked (by the other side's PLIs).
+    assert!(alice_src.requests() > 0 && bob_src.requests() > 0);
 
-    alice.api.hangup(None).await.unwrap();
-    bob.wait_change(CallState::Prepared, StateReason::RemoteHangup)
+    let mut call = call;
+    call.alice.api.hangup(None).await.unwrap();
+    call.bob
+        .wait_change(CallState::Prepared, StateReason::RemoteHangup)
         .await;
-    alice
+    call.alice
         .wait_change(CallState::Prepared, StateReason::LocalHangup)
         .await;
-    shutdown(&net, alice, bob, server).await;
+    call.shutdown().await;
+    eprintln!("the whole case took {:?}", started.elapsed());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signaling_cut_for_ten_seconds_mid_call_the_call_survives_media_flows_messages_arrive() {
     init_tracing();
-    let Some(net) = net() else { return };
-    let server = server(&net).await;
-    let url = server.url();
-    let port = server.local_addr().port();
-    let src = KeyframesOnRequest::new();
-    let grace = Duration::from_secs(30);
-    let mut alice = peer(&net, "alice", &url, "a1", grace, &src).await;
-    let mut bob = peer(&net, "bob", &url, "b1", grace, &src).await;
-    connect(&mut alice, &mut bob).await;
-
+    let Some(mut call) = LabCall::start(Duration::from_secs(30), 0, |_| {}).await else {
+        return;
+    };
+    let port = call.signal_port();
+    let LabCall {
+        net, alice, bob, ..
+    } = &mut call;
     net.lab.cut("server", port).unwrap();
     let cut_at = tokio::time::Instant::now();
-    let (a_video, b_video) = (video_frames(&alice), video_frames(&bob));
+    let (a_video, b_video) = (video_frames(alice), video_frames(bob));
     alice.api.send_message("sent during the cut").await.unwrap();
     // Both ends notice the dead link (keepalive), and reconnect attempts fail while it lasts.
-    wait_link(&alice, "down", Duration::from_secs(6), |up| !up).await;
-    wait_link(&bob, "down", Duration::from_secs(6), |up| !up).await;
+    wait_link(alice, "down", Duration::from_secs(6), |up| !up).await;
+    wait_link(bob, "down", Duration::from_secs(6), |up| !up).await;
     // Media keeps flowing meanwhile (its path is not cut).
     tokio::time::sleep_until(cut_at + CUT / 2).await;
-    let (a_mid, b_mid) = (video_frames(&alice), video_frames(&bob));
+    let (a_mid, b_mid) = (video_frames(alice), video_frames(bob));
     assert!(
         a_mid > a_video && b_mid > b_video,
         "media stalled in the cut"
     );
     tokio::time::sleep_until(cut_at + CUT).await;
     assert!(
-        video_frames(&alice) > a_mid && video_frames(&bob) > b_mid,
+        video_frames(alice) > a_mid && video_frames(bob) > b_mid,
         "media stalled in the cut"
     );
     assert!(
@@ -376,8 +208,8 @@ async fn signaling_cut_for_ten_seconds_mid_call_the_call_survives_media_flows_me
     let healed = Instant::now();
 
     // The links come back, the pending message arrives, and the call went on throughout.
-    wait_link(&alice, "up", WAIT, |up| up).await;
-    wait_link(&bob, "up", WAIT, |up| up).await;
+    wait_link(alice, "up", WAIT, |up| up).await;
+    wait_link(bob, "up", WAIT, |up| up).await;
     let got = bob
         .wait_for("the message sent during the cut", |n| {
             matches!(n, Notification::MessageReceived { .. })
@@ -394,7 +226,7 @@ async fn signaling_cut_for_ten_seconds_mid_call_the_call_survives_media_flows_me
         }
         _ => unreachable!(),
     }
-    for p in [&alice, &bob] {
+    for p in [&*alice, &*bob] {
         assert_eq!(p.api.state(), CallState::Connected, "{}", p.user);
         assert!(
             !p.saw_event(CallEvent::SignalLost),
@@ -417,24 +249,22 @@ async fn signaling_cut_for_ten_seconds_mid_call_the_call_survives_media_flows_me
     alice
         .wait_change(CallState::Prepared, StateReason::RemoteHangup)
         .await;
-    shutdown(&net, alice, bob, server).await;
+    call.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signaling_cut_longer_than_the_grace_ends_the_call_with_signal_lost_on_both_sides() {
     init_tracing();
-    let Some(net) = net() else { return };
-    let server = server(&net).await;
-    let url = server.url();
-    let port = server.local_addr().port();
-    let src = KeyframesOnRequest::new();
     // A 3 s grace (30 s by default) keeps this case short: the cut lasts until both sides
     // gave up, about 2 s to notice the dead link plus the grace.
     let grace = Duration::from_secs(3);
-    let mut alice = peer(&net, "alice", &url, "a1", grace, &src).await;
-    let mut bob = peer(&net, "bob", &url, "b1", grace, &src).await;
-    connect(&mut alice, &mut bob).await;
-
+    let Some(mut call) = LabCall::start(grace, 0, |_| {}).await else {
+        return;
+    };
+    let port = call.signal_port();
+    let LabCall {
+        net, alice, bob, ..
+    } = &mut call;
     net.lab.cut("server", port).unwrap();
     let cut_at = Instant::now();
     alice
@@ -448,9 +278,9 @@ async fn signaling_cut_longer_than_the_grace_ends_the_call_with_signal_lost_on_b
     assert!(alice.saw_event(CallEvent::SignalLost) && bob.saw_event(CallEvent::SignalLost));
     net.lab.heal().unwrap();
     // After the heal both devices are back online, ready for the next call.
-    wait_link(&alice, "up", WAIT, |up| up).await;
-    wait_link(&bob, "up", WAIT, |up| up).await;
+    wait_link(alice, "up", WAIT, |up| up).await;
+    wait_link(bob, "up", WAIT, |up| up).await;
     alice.assert_media_freed().await;
     bob.assert_media_freed().await;
-    shutdown(&net, alice, bob, server).await;
+    call.shutdown().await;
 }

@@ -6,8 +6,9 @@
 //! `/24` (`10.201.<n>.2`, the router `10.201.<n>.1`, its default route), so every packet between
 //! two hosts crosses the router once and its `forward` hook sees it exactly once each way. There
 //! [`Lab::set_loss`] drops a share of all packets (`numgen random mod 100 < p`) and
-//! [`Lab::cut`] drops everything to and from one host's TCP port until [`Lab::heal`]. The
-//! kernel needs no netem: loss and cuts are plain nftables rules.
+//! [`Lab::cut`] drops everything to and from one host's TCP port (a signaling path), or
+//! [`Lab::cut_udp`] all its UDP (a media path), until [`Lab::heal`]. The kernel needs no
+//! netem: loss and cuts are plain nftables rules.
 //!
 //! A [`Host`] is a thread that entered its namespace (`setns`) and runs its own tokio runtime:
 //! every socket a task spawned on it creates lives in that namespace. Namespaces are deleted
@@ -39,6 +40,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use callapi_core::connection::schedule::RetrySchedule;
 use nix::sched::{setns, CloneFlags};
 
 /// Why a lab could not be set up or changed.
@@ -289,9 +291,26 @@ impl Lab {
         ))
     }
 
-    /// Removes the cut (if any).
+    /// Drops every UDP packet to and from `host`, both ways, until [`Lab::heal`]: a cut of its
+    /// media path (WebRTC's ICE, DTLS, RTP and RTCP) while TCP signaling flows on. Independent
+    /// of [`Lab::cut`] and [`Lab::set_loss`] (the loss applies to what the cut lets through).
+    pub fn cut_udp(&self, host: &str) -> Result<(), NetnsError> {
+        let addr = self.addr(host)?;
+        self.nft(&format!(
+            "table inet callapi_cut_udp {{}}\ndelete table inet callapi_cut_udp\n\
+             table inet callapi_cut_udp {{\n chain forward {{\n  \
+             type filter hook forward priority -10; policy accept;\n  \
+             ip daddr {addr} meta l4proto udp drop\n  \
+             ip saddr {addr} meta l4proto udp drop\n }}\n}}\n"
+        ))
+    }
+
+    /// Removes every cut ([`Lab::cut`], [`Lab::cut_udp`]), if any; the loss stays.
     pub fn heal(&self) -> Result<(), NetnsError> {
-        self.nft("table inet callapi_cut {}\ndelete table inet callapi_cut\n")
+        self.nft(
+            "table inet callapi_cut {}\ndelete table inet callapi_cut\n\
+             table inet callapi_cut_udp {}\ndelete table inet callapi_cut_udp\n",
+        )
     }
 
     /// The router's nftables ruleset, for a failure message.
@@ -299,6 +318,19 @@ impl Lab {
         let out = self.exec_router(&["nft", "list", "ruleset"])?;
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
+}
+
+/// A reconnect schedule for clients in a lab, where tests cut paths for seconds: the first
+/// attempt at once, retries every second (jitter under 200 ms), each attempt given up after
+/// 2 s. (The default schedule backs off to a minute and waits 15 s on an attempt, longer than
+/// a test should.) Pair it with a keepalive that notices a dead link within about 2 s.
+pub fn fast_reconnects() -> RetrySchedule {
+    let mut schedule = RetrySchedule::immediate_first_attempt();
+    schedule.reconnect_at = vec![Duration::ZERO, Duration::from_secs(1)];
+    schedule.reconnect_every = Duration::from_secs(1);
+    schedule.jitter = Duration::from_millis(200);
+    schedule.attempt_timeout = Duration::from_secs(2);
+    schedule
 }
 
 /// A thread inside one namespace, running a tokio runtime (two workers); stopped on drop.

@@ -21,6 +21,8 @@ use callapi_signal_ws::auth::{Claims, TokenAuthority};
 use callapi_signal_ws::client::{WsSignalClient, WsTransport};
 use serde_json::Value;
 
+pub mod netns;
+
 /// The signing secret of the test servers' tokens.
 pub const SECRET: &[u8] = b"media-webrtc-test-secret-0123456";
 
