@@ -66,6 +66,7 @@ mod deadline;
 pub mod error;
 pub mod media;
 pub mod protocol;
+pub mod router;
 pub mod signal;
 
 pub use api::{CallApi, NotificationStream};
