@@ -34,6 +34,18 @@ pub enum MemberState {
 }
 
 impl MemberState {
+    /// Every state, in declaration order (for tests and fuzzing that need to pick any state).
+    pub const ALL: [MemberState; 8] = [
+        MemberState::Inviting,
+        MemberState::Ringing,
+        MemberState::Accepted,
+        MemberState::Rejected,
+        MemberState::Busy,
+        MemberState::Timeout,
+        MemberState::Cancelled,
+        MemberState::Left,
+    ];
+
     /// Whether the invitation is still open (`Inviting` or `Ringing`).
     pub fn is_pending(self) -> bool {
         matches!(self, MemberState::Inviting | MemberState::Ringing)
@@ -176,20 +188,27 @@ mod tests {
 
     use super::*;
 
-    const ALL: [MemberState; 8] = [
-        MemberState::Inviting,
-        MemberState::Ringing,
-        MemberState::Accepted,
-        MemberState::Rejected,
-        MemberState::Busy,
-        MemberState::Timeout,
-        MemberState::Cancelled,
-        MemberState::Left,
-    ];
+    #[test]
+    fn all_lists_every_state_once() {
+        // Exhaustive: a new state does not compile until it has a place here and in `ALL`.
+        let index = |s: MemberState| match s {
+            MemberState::Inviting => 0,
+            MemberState::Ringing => 1,
+            MemberState::Accepted => 2,
+            MemberState::Rejected => 3,
+            MemberState::Busy => 4,
+            MemberState::Timeout => 5,
+            MemberState::Cancelled => 6,
+            MemberState::Left => 7,
+        };
+        for (i, s) in MemberState::ALL.into_iter().enumerate() {
+            assert_eq!(index(s), i, "{s:?}");
+        }
+    }
 
     #[test]
     fn wire_names_match_serde() {
-        for s in ALL {
+        for s in MemberState::ALL {
             assert_eq!(
                 serde_json::to_string(&s).unwrap(),
                 format!("\"{}\"", s.as_str())
@@ -201,7 +220,7 @@ mod tests {
 
     #[test]
     fn classes_partition_the_states() {
-        for s in ALL {
+        for s in MemberState::ALL {
             let n = [s.is_pending(), s.is_in_call(), s.is_terminal()]
                 .iter()
                 .filter(|b| **b)
@@ -229,10 +248,10 @@ mod tests {
         for w in order.windows(2) {
             assert!(w[0].precedence() < w[1].precedence(), "{w:?}");
         }
-        let mut ranks: Vec<u8> = ALL.iter().map(|s| s.precedence()).collect();
+        let mut ranks: Vec<u8> = MemberState::ALL.iter().map(|s| s.precedence()).collect();
         ranks.sort_unstable();
         ranks.dedup();
-        assert_eq!(ranks.len(), ALL.len());
+        assert_eq!(ranks.len(), MemberState::ALL.len());
     }
 
     #[test]
