@@ -121,7 +121,12 @@ fn build_clientid_plugin() -> PathBuf {
 
 /// A free loopback port (bound and released; Mosquitto binds it right after).
 pub fn free_port() -> u16 {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+    free_port_on(Ipv4Addr::LOCALHOST)
+}
+
+/// A free port on `addr` (a local address), bound and released.
+pub fn free_port_on(addr: Ipv4Addr) -> u16 {
+    TcpListener::bind((addr, 0))
         .unwrap()
         .local_addr()
         .unwrap()
@@ -133,6 +138,7 @@ pub fn free_port() -> u16 {
 /// persistence in a temp dir. Killed on drop. Its log lines are collected.
 pub struct Mosquitto {
     dir: tempfile::TempDir,
+    addr: Ipv4Addr,
     port: u16,
     passwd: PathBuf,
     conf: PathBuf,
@@ -144,6 +150,13 @@ pub struct Mosquitto {
 impl Mosquitto {
     /// Starts a broker knowing `users` (`(user, password)`) and waits until it runs.
     pub async fn start(users: &[(&str, &str)]) -> Self {
+        Self::start_on(Ipv4Addr::LOCALHOST, users).await
+    }
+
+    /// Like [`start`](Self::start), listening on `addr` (a local address) instead of
+    /// 127.0.0.1. Started from a thread in a network namespace (a `netns::Host`), the broker
+    /// runs in that namespace.
+    pub async fn start_on(addr: Ipv4Addr, users: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let passwd = dir.path().join("passwd");
         for (i, (u, p)) in users.iter().enumerate() {
@@ -155,6 +168,7 @@ impl Mosquitto {
         let (log_tx, log) = watch::channel(Vec::new());
         let mut broker = Self {
             dir,
+            addr,
             port: 0,
             passwd: passwd.clone(),
             conf,
@@ -165,7 +179,7 @@ impl Mosquitto {
         // A port released by `free_port` can be taken again before Mosquitto binds it (by
         // another test's client socket, say): then try another one.
         for _ in 0..5 {
-            broker.port = free_port();
+            broker.port = free_port_on(addr);
             broker.write_conf(&passwd, &data);
             if broker.spawn().await {
                 return broker;
@@ -184,7 +198,7 @@ impl Mosquitto {
         std::fs::write(
             &self.conf,
             format!(
-                "listener {port} 127.0.0.1\n\
+                "listener {port} {addr}\n\
                  plugin {plugin}\n\
                  password_file {passwd}\n\
                  acl_file {acl}\n\
@@ -194,6 +208,7 @@ impl Mosquitto {
                  user root\n\
                  include_dir {shipped}\n",
                 port = self.port,
+                addr = self.addr,
                 plugin = clientid_plugin().display(),
                 passwd = passwd.display(),
                 acl = shipped.join("acl").display(),
@@ -241,7 +256,7 @@ impl Mosquitto {
 
     /// A transport configuration for it.
     pub fn mqtt_config(&self) -> MqttConfig {
-        MqttConfig::new("127.0.0.1", self.port)
+        MqttConfig::new(self.addr.to_string(), self.port)
     }
 
     /// Kills it (SIGKILL: no goodbye to clients, no final save).
@@ -518,30 +533,48 @@ impl Device {
         sup_seed: u64,
         prepare: PrepareConfig,
     ) -> Self {
+        let call = CallConfig::new(user(u), device(d)).with_seed(sup_seed ^ 0x5eed);
+        let schedule = RetrySchedule::immediate_first_attempt();
+        Self::start_custom(config, call, token, sup_seed, schedule, prepare).await
+    }
+
+    /// Like [`start_with`](Self::start_with) with the device's own call settings (user and
+    /// device from them) and reconnect schedule.
+    pub async fn start_custom(
+        config: MqttConfig,
+        call: CallConfig,
+        token: &str,
+        sup_seed: u64,
+        schedule: RetrySchedule,
+        prepare: PrepareConfig,
+    ) -> Self {
+        let (u, d) = (call.user_id.clone(), call.device_id.clone());
         let (transport, attempts) = Counted::new(MqttTransport::new(config));
         let signal = Supervisor::start(
             transport,
-            SupervisorConfig::new(identity(u, d), fixed_token(token))
-                .with_seed(sup_seed)
-                .with_schedule(RetrySchedule::immediate_first_attempt()),
+            SupervisorConfig::new(
+                Identity {
+                    user: u.clone(),
+                    device: d.clone(),
+                },
+                fixed_token(token),
+            )
+            .with_seed(sup_seed)
+            .with_schedule(schedule),
         );
         let (media, control) = MockMedia::with_behavior(MockMediaBehavior {
             emit_signal: true,
             ..MockMediaBehavior::default()
         });
-        let api = CallApi::new(
-            CallConfig::new(user(u), device(d)).with_seed(sup_seed ^ 0x5eed),
-            signal,
-            media,
-        );
+        let api = CallApi::new(call, signal, media);
         let stream = api.subscribe();
         api.prepare(prepare).await.unwrap();
         Self {
             api,
             attempts,
             media: control,
-            user: user(u),
-            device: device(d),
+            user: u,
+            device: d,
             stream,
             log: Vec::new(),
         }
