@@ -11,7 +11,8 @@
 //! routes, no final sync); [`NatsCluster::restart`] starts it again on the same ports and store.
 //!
 //! Every wait polls the node's monitoring endpoint, is bounded in time and reports what it saw
-//! last. Each node's log (stderr) is kept for failure messages ([`NatsCluster::logs`]).
+//! last. Each node's log (stderr) is kept for failure messages ([`NatsCluster::logs`]), and
+//! printed when the cluster is dropped during a panic (a failing test).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), callapi_signal_mock::nats_cluster::NatsClusterError> {
@@ -210,6 +211,22 @@ impl NatsNode {
             .unwrap_or(0)
     }
 
+    /// Waits until at least `n` of its log lines contain `needle` (the log reaches the test
+    /// through a pipe and a thread, so it can lag behind what the test saw happen); `false`
+    /// if that takes longer than `within`.
+    pub async fn wait_count(&self, needle: &str, n: usize, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        loop {
+            if self.count(needle) >= n {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(POLL_EVERY).await;
+        }
+    }
+
     fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             // SIGKILL on Unix.
@@ -272,7 +289,9 @@ impl NatsCluster {
 
     /// [`start`](Self::start), or `None` after printing `SKIP: <reason>` to stderr when
     /// `nats-server` is not installed.
-    pub async fn start_or_skip(config: NatsClusterConfig) -> Result<Option<Self>, NatsClusterError> {
+    pub async fn start_or_skip(
+        config: NatsClusterConfig,
+    ) -> Result<Option<Self>, NatsClusterError> {
         match Self::start(config).await {
             Ok(cluster) => Ok(Some(cluster)),
             Err(NatsClusterError::NotInstalled) => {
@@ -345,12 +364,12 @@ impl NatsCluster {
                 log: Arc::new(Mutex::new(Vec::new())),
             });
         }
-        for (i, node) in nodes.iter().enumerate() {
+        for node in &nodes {
+            // Every node, itself included (nats-server skips the route to itself): its MQTT
+            // support sizes its streams' replicas by the configured routes (up to 3).
             let routes: Vec<String> = nodes
                 .iter()
-                .enumerate()
-                .filter(|(j, _)| *j != i)
-                .map(|(_, other)| format!("\"nats-route://127.0.0.1:{}\"", other.cluster_port))
+                .map(|other| format!("\"nats-route://127.0.0.1:{}\"", other.cluster_port))
                 .collect();
             let store = self.dir.join(&node.name).join("jetstream");
             let mut text = format!(
@@ -470,7 +489,10 @@ impl NatsCluster {
             let routez = get_json(node, "/routez").await?;
             let routes = routez["num_routes"].as_u64().unwrap_or(0);
             if routes != peers {
-                return Ok(Some(format!("{} has {routes} of {peers} routes", node.name)));
+                return Ok(Some(format!(
+                    "{} has {routes} of {peers} routes",
+                    node.name
+                )));
             }
             let health = get_json(node, "/healthz").await?;
             if health["status"] != "ok" {
@@ -482,7 +504,11 @@ impl NatsCluster {
 
     /// GETs a monitoring endpoint of node `i` (`/varz`, `/routez`, `/jsz?consumers=true`, ...)
     /// and returns its JSON.
-    pub async fn monitor(&self, i: usize, path: &str) -> Result<serde_json::Value, NatsClusterError> {
+    pub async fn monitor(
+        &self,
+        i: usize,
+        path: &str,
+    ) -> Result<serde_json::Value, NatsClusterError> {
         get_json(self.node(i)?, path).await
     }
 
@@ -587,6 +613,10 @@ impl NatsCluster {
 impl Drop for NatsCluster {
     fn drop(&mut self) {
         self.kill_all();
+        // A failing test unwinds through here: show what the nodes said.
+        if std::thread::panicking() {
+            eprintln!("nats-server logs of the failed test:\n{}", self.logs());
+        }
     }
 }
 

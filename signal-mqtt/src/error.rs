@@ -77,6 +77,30 @@ pub enum TopicError {
     NotInbox(String),
 }
 
+/// Why [`nats_authorization`](crate::nats::nats_authorization) cannot write a configuration.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum NatsConfigError {
+    /// A user id cannot be a NATS subject token (or an MQTT topic level).
+    #[error(transparent)]
+    Id(#[from] TopicError),
+    /// No users: nats-server would then accept anyone.
+    #[error("no users given: list every callapi user (with its password) that may connect")]
+    NoUsers,
+    /// The same user twice: nats-server refuses duplicate users.
+    #[error("user {user:?} is listed twice: give each user once, with one password")]
+    DuplicateUser {
+        /// The repeated user id.
+        user: String,
+    },
+    /// An empty password.
+    #[error("user {user:?} has an empty password: give it the token its app's TokenProvider returns (or its bcrypt hash)")]
+    EmptyPassword {
+        /// The user id.
+        user: String,
+    },
+}
+
 /// Why the embedded broker could not start.
 #[cfg(feature = "embedded-broker")]
 #[derive(Debug, thiserror::Error)]

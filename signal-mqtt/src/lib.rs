@@ -23,6 +23,10 @@
 //! * **Presence**: retained `online`/`offline` on `callapi/v1/presence/{user}/{device}`, with
 //!   `offline` as the last will.
 //!
+//! * **NATS**: a nats-server cluster (2.9+, JetStream on) serves the same topics; use
+//!   [`TopicRules::Nats`], one [`MqttConfig::with_broker`] per node, and the per-user
+//!   permissions of [`nats::nats_authorization`] (the crate's README has the recipe).
+//!
 //! The wire format is normative in `docs/PROTOCOL.md` ("MQTT transport"); a Mosquitto
 //! configuration with the matching ACL ships in `signal-mqtt/mosquitto/`.
 //!
@@ -72,6 +76,7 @@ mod error;
 #[doc(hidden)]
 pub mod fuzzing;
 mod link;
+pub mod nats;
 mod topics;
 mod transport;
 
@@ -79,7 +84,7 @@ mod transport;
 pub use broker::EmbeddedBroker;
 #[cfg(feature = "embedded-broker")]
 pub use error::BrokerError;
-pub use error::{IdRole, TopicError};
+pub use error::{IdRole, NatsConfigError, TopicError};
 pub use link::MqttLink;
 pub use topics::{
     check_level, check_level_for, client_id, inbox_filter, inbox_topic, parse_inbox_topic,

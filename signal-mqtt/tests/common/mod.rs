@@ -27,6 +27,8 @@ use rand_chacha::ChaCha8Rng;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+pub mod nats;
+
 /// Longest wait for anything expected (real time).
 pub const WAIT: Duration = Duration::from_secs(10);
 
