@@ -10,8 +10,9 @@
 //! delivers it to its own devices, as it would a local envelope.
 //!
 //! When no device of `to` took the envelope here, it is published with a reply subject: a node
-//! that delivers it answers; when no node subscribes, NATS answers "no responders" at once, and
-//! the ingress node keeps the envelope in JetStream (stream `CALLAPI_FLEET_QUEUE`, subject
+//! that delivers it to a device answers; when no node subscribes, NATS answers "no responders"
+//! at once; when no node answers within 2 s (its user's nodes hold none of the addressed
+//! devices) the envelope is kept too, without a push. On "no responders" the ingress node keeps the envelope in JetStream (stream `CALLAPI_FLEET_QUEUE`, subject
 //! `callapi.fleet.queue.<user>`; see [`queue`](self) for its bounds) and, for an invite to a user
 //! no node holds, fires the push notification — once: a retransmission is a JetStream duplicate
 //! and fires nothing. A node that gains a user's first device subscribes, then reads the user's
@@ -30,6 +31,8 @@ mod subject;
 
 use std::time::Duration;
 
+// Not yet used: the hub routes through them once wired (`ServerConfig::fleet`).
+#[allow(unused_imports)]
 pub(crate) use node::{Fleet, LocalNode};
 
 /// Joins a server to a fleet of nodes sharing routing through NATS.
@@ -98,10 +101,14 @@ impl FleetConfig {
             return Err("--nats needs at least one NATS URL".to_owned());
         }
         if self.node.is_empty() || self.node.contains(['.', ' ', '*', '>']) {
-            return Err("the fleet node name must be non-empty, without '.', ' ', '*' or '>'".to_owned());
+            return Err(
+                "the fleet node name must be non-empty, without '.', ' ', '*' or '>'".to_owned(),
+            );
         }
         if self.stream.is_empty() || self.stream.contains(['.', ' ', '*', '>']) {
-            return Err("the fleet stream name must be non-empty, without '.', ' ', '*' or '>'".to_owned());
+            return Err(
+                "the fleet stream name must be non-empty, without '.', ' ', '*' or '>'".to_owned(),
+            );
         }
         if self.user.is_some() != self.password.is_some() {
             return Err("give the fleet's NATS user and password together".to_owned());

@@ -31,15 +31,17 @@ const KIND: &str = "Callapi-Kind";
 const KIND_QUEUED: &str = "queued";
 /// Envelopes waiting to be published; more are dropped (the sender retransmits).
 const OUTBOUND_BACKLOG: usize = 8192;
-/// How long a published envelope waits for "no responders" before it counts as taken.
-const PENDING_FOR: Duration = Duration::from_secs(10);
+/// How long a published envelope that no device here took waits for a node to say it
+/// delivered it; past it, the envelope is kept (the nodes holding its user hold none of the
+/// addressed devices, or are dying).
+const PENDING_FOR: Duration = Duration::from_secs(2);
 
 /// What a node's routing gives the fleet and takes from it (the hub implements it).
 pub(crate) trait LocalNode: Send + Sync {
     /// Delivers an envelope that came over the bus to this node's devices of `env.to`
-    /// (`to_device` honoured; nothing is queued). Returns whether this node holds any device of
-    /// `env.to`.
-    fn deliver(&self, env: &RoutingHeader<'_>, text: Utf8Bytes) -> bool;
+    /// (`to_device` honoured; nothing is kept). Returns how many devices took it, or `None`
+    /// when this node holds no device of `env.to`.
+    fn deliver(&self, env: &RoutingHeader<'_>, text: Utf8Bytes) -> Option<usize>;
     /// Hands a kept envelope to one of this node's devices of `env.to`. Returns whether its
     /// socket took it.
     fn deliver_kept(&self, device: &DeviceId, env: &RoutingHeader<'_>, text: Utf8Bytes) -> bool;
@@ -165,8 +167,8 @@ impl Fleet {
             .await
             .map_err(|_| connect_err("timed out".to_owned()))?
             .map_err(|e| connect_err(e.to_string()))?;
-        let queue = OfflineQueue::open(client.clone(), &config.stream, config.replicas, limits)
-            .await?;
+        let queue =
+            OfflineQueue::open(client.clone(), &config.stream, config.replicas, limits).await?;
         let reply_prefix = format!("_INBOX.callapi.{}", config.node);
         let replies = client
             .subscribe(format!("{reply_prefix}.*"))
@@ -282,12 +284,6 @@ impl Fleet {
             let seq = {
                 let mut p = lock(&self.pending);
                 let now = Instant::now();
-                while let Some(entry) = p.waiting.first_entry() {
-                    if now.saturating_duration_since(entry.get().0) < PENDING_FOR {
-                        break;
-                    }
-                    entry.remove();
-                }
                 p.next += 1;
                 let seq = p.next;
                 p.waiting.insert(seq, (now, f));
@@ -304,7 +300,26 @@ impl Fleet {
         }
     }
 
-    /// An answer on this node's reply subject: "no responders" means no node holds the user.
+    /// Keeps what no node said it delivered within [`PENDING_FOR`].
+    async fn sweep_pending(&self) {
+        let now = Instant::now();
+        let mut due = Vec::new();
+        {
+            let mut p = lock(&self.pending);
+            while let Some(entry) = p.waiting.first_entry() {
+                if now.saturating_duration_since(entry.get().0) < PENDING_FOR {
+                    break;
+                }
+                due.push(entry.remove().1);
+            }
+        }
+        for f in due {
+            self.keep(f, false).await;
+        }
+    }
+
+    /// An answer on this node's reply subject: a node delivered the envelope, or "no
+    /// responders": no node holds its user.
     async fn on_answer(&self, msg: async_nats::Message) {
         let Some(seq) = msg
             .subject
@@ -376,17 +391,18 @@ impl Fleet {
             self.metrics.dropped("invalid");
             return;
         };
-        let held = match decode_header(&text) {
+        let answer = match decode_header(&text) {
             Ok(env) => match self.local() {
-                Some(local) => {
-                    let held = local.deliver(&env, text.clone());
-                    if !held {
-                        // The user's last device left while this was on its way: keep it.
+                Some(local) => match local.deliver(&env, text.clone()) {
+                    Some(n) => n > 0,
+                    None => {
+                        // The user's last device here left while this was on its way: keep it
+                        // (and say so, so that the sender's node does not keep it too).
                         let f = Forward::new(&env, text.clone(), false, false, self.max_lifetime);
                         self.keep(f, false).await;
+                        true
                     }
-                    held
-                }
+                },
                 None => false,
             },
             Err(_) => {
@@ -394,7 +410,7 @@ impl Fleet {
                 false
             }
         };
-        if let (true, Some(reply)) = (held, msg.reply) {
+        if let (true, Some(reply)) = (answer, msg.reply) {
             let _ = self.client.publish(reply, Bytes::new()).await;
         }
     }
@@ -454,11 +470,22 @@ async fn outbound(fleet: Weak<Fleet>, mut rx: mpsc::Receiver<Forward>) {
     }
 }
 
-/// Reads this node's reply subject.
+/// Reads this node's reply subject, and keeps what waited too long for an answer.
 async fn answers(fleet: Weak<Fleet>, mut replies: Subscriber) {
-    while let Some(msg) = replies.next().await {
-        let Some(fleet) = fleet.upgrade() else { break };
-        fleet.on_answer(msg).await;
+    let mut tick = tokio::time::interval(PENDING_FOR / 4);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            msg = replies.next() => {
+                let Some(msg) = msg else { break };
+                let Some(fleet) = fleet.upgrade() else { break };
+                fleet.on_answer(msg).await;
+            }
+            _ = tick.tick() => {
+                let Some(fleet) = fleet.upgrade() else { break };
+                fleet.sweep_pending().await;
+            }
+        }
     }
 }
 
