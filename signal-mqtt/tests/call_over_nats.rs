@@ -87,7 +87,6 @@ async fn a_call_goes_across_two_nats_nodes_and_no_inbox_message_is_retained() {
 }
 
 #[tokio::test]
-#[ignore = "fails: a node that has not served MQTT yet times out creating its retained-messages consumer (JetStream API, 4 s) after a node is killed; see signal-mqtt/README.md"]
 async fn an_invite_queued_while_the_callees_node_is_dead_rings_on_another_node() {
     init_tracing();
     let Some(mut cluster) = cluster().await else {
@@ -146,7 +145,6 @@ async fn an_invite_queued_while_the_callees_node_is_dead_rings_on_another_node()
 }
 
 #[tokio::test]
-#[ignore = "fails: a node that has not served MQTT yet times out creating its retained-messages consumer (JetStream API, 4 s) after a node is killed; see signal-mqtt/README.md"]
 async fn a_call_survives_the_callees_node_dying_mid_call() {
     init_tracing();
     let Some(mut cluster) = cluster().await else {

@@ -27,9 +27,16 @@ pub async fn cluster() -> Option<NatsCluster> {
         .map(|(u, p)| NatsUser::new(user(u), *p))
         .collect();
     let block = nats_authorization(&users).unwrap();
-    NatsCluster::start_or_skip(NatsClusterConfig::new(3).with_config(block))
+    let cluster = NatsCluster::start_or_skip(NatsClusterConfig::new(3).with_config(block))
         .await
-        .unwrap()
+        .unwrap()?;
+    // Each node sets up its MQTT state (a JetStream consumer of retained messages) at its first
+    // MQTT client: do it while the whole cluster is up.
+    for port in cluster.mqtt_ports() {
+        let raw = RawClient::connect(port, "mallory", "mallory-token").await;
+        raw.client.disconnect().await.unwrap();
+    }
+    Some(cluster)
 }
 
 /// A transport configuration for the cluster's MQTT listeners, tried in `order` (node
