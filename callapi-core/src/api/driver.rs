@@ -99,8 +99,11 @@ impl<S: SignalClient> Driver<S> {
                 user = %self.machine.user_id(),
                 call_id = tracing::field::Empty
             );
-            if let Some(info) = self.machine.call_info() {
-                span.record("call_id", tracing::field::display(info.call_id));
+            // Only when someone listens: the call's info is built (strings cloned) to read its id.
+            if !span.is_disabled() {
+                if let Some(info) = self.machine.call_info() {
+                    span.record("call_id", tracing::field::display(info.call_id));
+                }
             }
             let stop = self
                 .step(step, &mut signal_open, &mut media_open, &mut shutdown)

@@ -62,7 +62,7 @@ pub async fn run(report: &mut Report, calls: usize) -> Res<()> {
             ),
             NoMedia,
         );
-        let setup = calls_setup(alice, bob, calls, true).await?;
+        let setup = calls_setup(alice, bob, calls, true, None).await?.samples;
         record(report, "ws", &setup, &floor, calls);
         server.shutdown().await;
     }
@@ -93,62 +93,138 @@ pub async fn run(report: &mut Report, calls: usize) -> Res<()> {
             ),
             NoMedia,
         );
-        let setup = calls_setup(alice, bob, calls, true).await?;
+        let setup = calls_setup(alice, bob, calls, true, None).await?.samples;
         record(report, "mqtt", &setup, &floor, calls);
         drop(broker);
     }
 
-    // mock: the in-memory network, no faults, no delay, for both.
+    // mock: the in-memory network, no faults, no delay, for both. The figure runs on a
+    // current-thread runtime (where the mock's users, `#[tokio::test]`s, run), setup and floor
+    // alike; the same figure on this multi-thread runtime is reported as context.
     {
-        let net = MockNetwork::new(1, FaultPlan::none());
-        let floor = {
-            let (fa, fb) = (identity("floora", "a1")?, identity("floorb", "b1")?);
-            let a = net.connect(fa.user.clone(), fa.device.clone());
-            let b = net.connect(fb.user.clone(), fb.device.clone());
-            client_floor(a, b, &fa, &fb, calls).await?
-        };
-        // Context, not the target's floor: the same round trip with the echo on its own task,
-        // so each round trip pays the two task wake-ups a call's envelopes pay at least.
-        let task_floor = {
-            let (fa, fb) = (identity("floorc", "c1")?, identity("floord", "d1")?);
-            let a = net.connect(fa.user.clone(), fa.device.clone());
-            let b = net.connect(fb.user.clone(), fb.device.clone());
-            task_floor(a, b, &fa, &fb, calls).await?
-        };
-        let (ua, da) = (UserId::new("alice")?, DeviceId::new("a1")?);
-        let (ub, db) = (UserId::new("bob")?, DeviceId::new("b1")?);
-        let alice = CallApi::new(
-            CallConfig::new(ua.clone(), da.clone()).with_seed(1),
-            net.connect(ua, da),
-            NoMedia,
-        );
-        let bob = CallApi::new(
-            CallConfig::new(ub.clone(), db.clone()).with_seed(2),
-            net.connect(ub, db),
-            NoMedia,
-        );
-        let setup = calls_setup(alice, bob, calls, false).await?;
-        record(report, "mock", &setup, &floor, calls);
-        report.set("setup.mock.task_floor_p50_us", round3(us(task_floor.p50())));
-        report.set("setup.mock.task_floor_p99_us", round3(us(task_floor.p99())));
+        let ct = on_current_thread(move || mock_figure(calls)).await?;
+        record(report, "mock", &ct.setup, &ct.floor, calls);
+        report.set("setup.mock.runtime", "current_thread");
         report.set(
-            "setup.mock.task_ratio_p50",
-            round3(us(setup.p50()) / us(task_floor.p50()).max(1e-9)),
+            "setup.mock.envelopes_per_setup",
+            round3(ct.envelopes_per_setup),
         );
         eprintln!(
-            "  mock: round trip with the echo on its own task p50 {:.0} µs p99 {:.0} µs",
-            us(task_floor.p50()),
-            us(task_floor.p99())
+            "  mock: {:.2} envelopes sent per setup (call() to Connected), the floor sends 2",
+            ct.envelopes_per_setup
+        );
+        let mt = mock_figure(calls).await?;
+        let mt_ratio = us(mt.setup.p50()) / us(mt.floor.p50()).max(1e-9);
+        report.set("setup.mock.mt_p50_us", round3(us(mt.setup.p50())));
+        report.set("setup.mock.mt_p99_us", round3(us(mt.setup.p99())));
+        report.set("setup.mock.mt_floor_p50_us", round3(us(mt.floor.p50())));
+        report.set("setup.mock.mt_ratio_p50", round3(mt_ratio));
+        report.set(
+            "setup.mock.task_floor_p50_us",
+            round3(us(mt.task_floor.p50())),
+        );
+        report.set(
+            "setup.mock.task_floor_p99_us",
+            round3(us(mt.task_floor.p99())),
+        );
+        report.set(
+            "setup.mock.task_ratio_p50",
+            round3(us(mt.setup.p50()) / us(mt.task_floor.p50()).max(1e-9)),
+        );
+        eprintln!(
+            "  mock on the multi-thread runtime (context): setup p50 {:.0} µs p99 {:.0} µs; \
+             floor p50 {:.0} µs (ratio {mt_ratio:.2}); round trip with the echo on its own \
+             task p50 {:.0} µs p99 {:.0} µs",
+            us(mt.setup.p50()),
+            us(mt.setup.p99()),
+            us(mt.floor.p50()),
+            us(mt.task_floor.p50()),
+            us(mt.task_floor.p99())
         );
     }
     Ok(())
 }
 
+/// One run of the mock figure.
+struct MockFigure {
+    setup: Samples,
+    floor: Samples,
+    /// The floor with the echo on its own task (context: it pays the wake-ups a call pays).
+    task_floor: Samples,
+    /// Envelopes the network carried between `call()` and the caller's `Connected`, per call.
+    envelopes_per_setup: f64,
+}
+
+/// The mock figure on the runtime it is polled on: floor, task floor, then the calls.
+async fn mock_figure(calls: usize) -> Res<MockFigure> {
+    let net = MockNetwork::new(1, FaultPlan::none());
+    let floor = {
+        let (fa, fb) = (identity("floora", "a1")?, identity("floorb", "b1")?);
+        let a = net.connect(fa.user.clone(), fa.device.clone());
+        let b = net.connect(fb.user.clone(), fb.device.clone());
+        client_floor(a, b, &fa, &fb, calls).await?
+    };
+    // Context, not the target's floor: the same round trip with the echo on its own task,
+    // so each round trip pays the two task wake-ups a call's envelopes pay at least.
+    let task_floor = {
+        let (fa, fb) = (identity("floorc", "c1")?, identity("floord", "d1")?);
+        let a = net.connect(fa.user.clone(), fa.device.clone());
+        let b = net.connect(fb.user.clone(), fb.device.clone());
+        task_floor(a, b, &fa, &fb, calls).await?
+    };
+    let (ua, da) = (UserId::new("alice")?, DeviceId::new("a1")?);
+    let (ub, db) = (UserId::new("bob")?, DeviceId::new("b1")?);
+    let alice = CallApi::new(
+        CallConfig::new(ua.clone(), da.clone()).with_seed(1),
+        net.connect(ua, da),
+        NoMedia,
+    );
+    let bob = CallApi::new(
+        CallConfig::new(ub.clone(), db.clone()).with_seed(2),
+        net.connect(ub, db),
+        NoMedia,
+    );
+    let sent = || net.stats().sent;
+    let timed = calls_setup(alice, bob, calls, false, Some(&sent)).await?;
+    Ok(MockFigure {
+        setup: timed.samples,
+        floor,
+        task_floor,
+        envelopes_per_setup: timed.sent_per_setup,
+    })
+}
+
+/// Runs `figure` on a new current-thread runtime on its own thread and waits for its result
+/// without blocking this runtime.
+async fn on_current_thread<T, F>(figure: impl FnOnce() -> F + Send + 'static) -> Res<T>
+where
+    T: Send + 'static,
+    F: std::future::Future<Output = Res<T>>,
+{
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("bench-current-thread".into())
+        .spawn(move || {
+            let result = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(BoxError::from)
+                .and_then(|rt| rt.block_on(figure()));
+            let _ = tx.send(result);
+        })?;
+    rx.await
+        .map_err(|_| BoxError::from("the current-thread figure's thread died"))?
+}
+
 fn record(report: &mut Report, backend: &str, setup: &Samples, floor: &Samples, calls: usize) {
     let ratio = us(setup.p50()) / us(floor.p50()).max(1e-9);
     // The in-memory floor has no I/O at all, so the mock's target leaves room for the task
-    // hand-offs of a call (caller, callee, app) that the floor does not pay.
-    let target = if backend == "mock" { 3.0 } else { 1.2 };
+    // hand-offs of a call (caller, callee, app) and the envelopes that the floor does not pay.
+    let (target, runtime) = if backend == "mock" {
+        (3.0, ", current-thread runtime")
+    } else {
+        (1.2, "")
+    };
     eprintln!(
         "  {backend}: setup p50 {:.0} µs p99 {:.0} µs; floor p50 {:.0} µs p99 {:.0} µs",
         us(setup.p50()),
@@ -164,7 +240,7 @@ fn record(report: &mut Report, backend: &str, setup: &Samples, floor: &Samples, 
     report.set(&format!("{k}.ratio_p50"), round3(ratio));
     report.set(&format!("{k}.calls"), calls as u64);
     report.row(
-        format!("1. call setup, {backend} ({calls} calls)"),
+        format!("1. call setup, {backend} ({calls} calls{runtime})"),
         format!(
             "p50 {:.0} µs, p99 {:.0} µs",
             us(setup.p50()),
@@ -182,9 +258,23 @@ fn record(report: &mut Report, backend: &str, setup: &Samples, floor: &Samples, 
     );
 }
 
-/// `n` sequential calls alice → bob; bob accepts as soon as it rings. Returns the times from
-/// `call()` to alice's `Connected`.
-async fn calls_setup(alice: CallApi, bob: CallApi, n: usize, supervised: bool) -> Res<Samples> {
+/// What [`calls_setup`] measured.
+struct Timed {
+    /// `call()` → alice's `Connected`.
+    samples: Samples,
+    /// Envelopes sent in that window per call, by the `sent` counter given (0 without one).
+    sent_per_setup: f64,
+}
+
+/// `n` sequential calls alice → bob; bob accepts as soon as it rings. Times `call()` to
+/// alice's `Connected`; `sent` (if given) counts the envelopes the network carried so far.
+async fn calls_setup(
+    alice: CallApi,
+    bob: CallApi,
+    n: usize,
+    supervised: bool,
+    sent: Option<&dyn Fn() -> u64>,
+) -> Res<Timed> {
     let mut a_stream = alice.subscribe();
     let mut b_stream = bob.subscribe();
     if supervised {
@@ -206,13 +296,16 @@ async fn calls_setup(alice: CallApi, bob: CallApi, n: usize, supervised: bool) -
 
     let mut bob_state = bob.state_watch();
     let mut samples = Vec::with_capacity(n);
+    let mut sent_in_setup = 0;
     for i in 0..n + WARMUP {
+        let sent_before = sent.map_or(0, |f| f());
         let t0 = Instant::now();
         alice.call("bob", CallType::Video).await?;
         wait_state(&mut a_stream, CallState::Connected).await?;
         let took = t0.elapsed();
         if i >= WARMUP {
             samples.push(took);
+            sent_in_setup += sent.map_or(0, |f| f()) - sent_before;
         }
         alice.hangup(None).await?;
         wait_state(&mut a_stream, CallState::Prepared).await?;
@@ -221,7 +314,10 @@ async fn calls_setup(alice: CallApi, bob: CallApi, n: usize, supervised: bool) -
     answering.abort();
     let _ = alice.shutdown().await;
     let _ = bob.shutdown().await;
-    Ok(Samples::new(samples))
+    Ok(Timed {
+        samples: Samples::new(samples),
+        sent_per_setup: sent_in_setup as f64 / n.max(1) as f64,
+    })
 }
 
 /// A 300-byte-class `message` envelope for the floor (the size of an `invite`).
