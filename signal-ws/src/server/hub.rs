@@ -1,22 +1,21 @@
-//! Routing: who is online on which device, fan-out of envelopes to every device of `to`, the
-//! offline queue, access-link call scopes and push notifications.
+//! The server's side of routing: the sockets' outboxes, metrics, limits and push
+//! notifications around [`callapi_core::router::Router`], which decides who gets what (the
+//! devices of a user, fan-out and `to_device`, the offline queue, access-link call scopes and
+//! which invite needs a push).
 //!
-//! One mutex guards the tables; it is never held across an `.await` (sockets are fed through
+//! One mutex guards the router; it is never held across an `.await` (sockets are fed through
 //! bounded channels with `try_send`), so a slow socket never blocks routing.
 
-use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use callapi_core::protocol::{
-    decode_str, Body, CallId, DeviceId, MessageId, RoutingHeader, UserId,
-};
+use callapi_core::protocol::{decode_str, Body, DeviceId, RoutingHeader, UserId};
+use callapi_core::router::{DeviceMemory, Header, Kept, Now, OutOfScope, Router, RouterConfig};
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use super::config::Limits;
-use super::eviction::{evict_for, Eviction};
 use super::metrics::Metrics;
 use super::outbox::{Outbox, Refused};
 use super::push::{PushNotification, PushNotifier};
@@ -44,44 +43,22 @@ pub(crate) struct HubCounts {
     pub(crate) queued: usize,
 }
 
+/// What the router keeps per connected device: the connection's id and its outbox.
 #[derive(Debug)]
-struct Slot {
-    device: DeviceId,
-    conn: ConnId,
+struct HubConn {
+    id: ConnId,
     tx: Outbox,
-    /// The room of an access-link connection.
-    scope: Option<String>,
+}
+
+impl PartialEq for HubConn {
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id
+    }
 }
 
 #[derive(Debug)]
-struct Queued {
-    text: Utf8Bytes,
-    from: UserId,
-    from_device: DeviceId,
-    id: MessageId,
-    to_device: Option<DeviceId>,
-    call_id: CallId,
-    /// The room of an invite.
-    invite_room: Option<String>,
-    expires_at: Instant,
-    /// Devices that already got this user-addressed envelope.
-    delivered_to: Vec<DeviceId>,
-}
-
-#[derive(Debug)]
-struct TrackedCall {
-    room: String,
-    last_used: Instant,
-}
-
-#[derive(Debug, Default)]
 struct State {
-    online: HashMap<UserId, Vec<Slot>>,
-    devices: usize,
-    offline: HashMap<UserId, VecDeque<Queued>>,
-    queued_total: usize,
-    /// Calls an access-link connection took part in: call id → room.
-    calls: HashMap<CallId, TrackedCall>,
+    router: Router<HubConn, Utf8Bytes>,
     next_conn: ConnId,
 }
 
@@ -93,6 +70,14 @@ fn unix_ms() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
         .unwrap_or(0)
+}
+
+/// The router's clock: tokio's instant (paused in tests) and the system's wall clock.
+fn now() -> Now {
+    Now {
+        at: Instant::now().into_std(),
+        unix_ms: unix_ms(),
+    }
 }
 
 /// The routing tables.
@@ -117,8 +102,19 @@ impl Hub {
         push: Option<Arc<dyn PushNotifier>>,
     ) -> Self {
         let push_slots = Arc::new(Semaphore::new(limits.max_pending_pushes));
+        let config = RouterConfig {
+            devices: DeviceMemory::WhileConnected,
+            queue_per_user: limits.offline_queue_per_user,
+            queue_total: limits.offline_queue_total,
+            max_lifetime: limits.max_offline_lifetime,
+            max_tracked_calls: limits.max_tracked_calls,
+            call_idle: CALL_IDLE,
+        };
         Self {
-            state: Mutex::new(State::default()),
+            state: Mutex::new(State {
+                router: Router::new(config),
+                next_conn: 0,
+            }),
             metrics,
             limits,
             push,
@@ -133,23 +129,30 @@ impl Hub {
     }
 
     fn publish_gauges(&self, st: &State) {
+        let c = st.router.counts();
         self.metrics
             .devices
-            .set(i64::try_from(st.devices).unwrap_or(i64::MAX));
+            .set(i64::try_from(c.devices).unwrap_or(i64::MAX));
         self.metrics
             .users
-            .set(i64::try_from(st.online.len()).unwrap_or(i64::MAX));
+            .set(i64::try_from(c.users).unwrap_or(i64::MAX));
         self.metrics
             .offline_queued
-            .set(i64::try_from(st.queued_total).unwrap_or(i64::MAX));
+            .set(i64::try_from(c.queued).unwrap_or(i64::MAX));
     }
 
     pub(crate) fn counts(&self) -> HubCounts {
-        let st = self.lock();
+        let c = self.lock().router.counts();
         HubCounts {
-            devices: st.devices,
-            users: st.online.len(),
-            queued: st.queued_total,
+            devices: c.devices,
+            users: c.users,
+            queued: c.queued,
+        }
+    }
+
+    fn count_expired(&self, n: usize) {
+        for _ in 0..n {
+            self.metrics.dropped("expired");
         }
     }
 
@@ -162,88 +165,39 @@ impl Hub {
         scope: Option<String>,
         tx: Outbox,
     ) -> Result<ConnId, TooManyConnections> {
-        let now = Instant::now();
+        let now = now();
         let mut guard = self.lock();
         let st = &mut *guard;
-        // Most users have one device online: room for one, so an idle user costs one slot.
-        let slots = st
-            .online
-            .entry(user.clone())
-            .or_insert_with(|| Vec::with_capacity(1));
-        if let Some(pos) = slots.iter().position(|s| &s.device == device) {
-            tracing::debug!(%user, %device, "a new connection replaces the device's old one");
-            slots.swap_remove(pos);
-            st.devices -= 1;
-        } else if slots.len() >= self.limits.max_connections_per_user {
+        if !st.router.is_connected(user, device)
+            && st.router.connected_devices(user) >= self.limits.max_connections_per_user
+        {
             return Err(TooManyConnections);
         }
         st.next_conn += 1;
         let conn = st.next_conn;
-        slots.push(Slot {
-            device: device.clone(),
-            conn,
+        let handle = HubConn {
+            id: conn,
             tx: tx.clone(),
-            scope: scope.clone(),
-        });
-        st.devices += 1;
+        };
+        // The replaced connection's outbox is dropped here, which closes it.
+        if st
+            .router
+            .connect(user, device, handle, scope)
+            .replaced
+            .is_some()
+        {
+            tracing::debug!(%user, %device, "a new connection replaces the device's old one");
+        }
         // Deliver what waited for this device, as far as the socket's write budget allows:
         // what does not fit stays queued (for the next connection, and the sender retransmits
         // to the device now online).
-        if let Some(queue) = st.offline.get_mut(user) {
-            let mut kept = VecDeque::with_capacity(queue.len());
-            let mut room_left = true;
-            while let Some(mut q) = queue.pop_front() {
-                if q.expires_at <= now {
-                    st.queued_total -= 1;
-                    self.metrics.dropped("expired");
-                    continue;
-                }
-                let for_me = match &q.to_device {
-                    Some(d) => d == device,
-                    None => !q.delivered_to.contains(device),
-                };
-                let room = q
-                    .invite_room
-                    .clone()
-                    .or_else(|| st.calls.get(&q.call_id).map(|c| c.room.clone()));
-                let in_scope = match &scope {
-                    None => true,
-                    Some(s) => room.as_deref() == Some(s.as_str()),
-                };
-                if !for_me || !in_scope || !room_left {
-                    kept.push_back(q);
-                    continue;
-                }
-                if tx.try_send_within_budget(q.text.clone()).is_err() {
-                    room_left = false;
-                    kept.push_back(q);
-                    continue;
-                }
-                self.metrics.relayed.inc();
-                if let (Some(s), Some(r)) = (&scope, &q.invite_room) {
-                    if s == r {
-                        track(
-                            &mut st.calls,
-                            q.call_id,
-                            r,
-                            now,
-                            self.limits.max_tracked_calls,
-                        );
-                    }
-                }
-                if q.to_device.is_some() {
-                    st.queued_total -= 1;
-                } else {
-                    q.delivered_to.push(device.clone());
-                    kept.push_back(q);
-                }
-            }
-            if kept.is_empty() {
-                st.offline.remove(user);
-            } else {
-                *queue = kept;
-            }
+        let flushed = st.router.flush(user, device, now, |text| {
+            tx.try_send_within_budget(text.clone()).is_ok()
+        });
+        for _ in 0..flushed.delivered {
+            self.metrics.relayed.inc();
         }
+        self.count_expired(flushed.expired);
         self.publish_gauges(st);
         Ok(conn)
     }
@@ -252,15 +206,7 @@ impl Hub {
     pub(crate) fn unregister(&self, user: &UserId, conn: ConnId) {
         let mut guard = self.lock();
         let st = &mut *guard;
-        if let Some(slots) = st.online.get_mut(user) {
-            if let Some(pos) = slots.iter().position(|s| s.conn == conn) {
-                slots.swap_remove(pos);
-                st.devices -= 1;
-            }
-            if slots.is_empty() {
-                st.online.remove(user);
-            }
-        }
+        st.router.disconnect_if(user, |c| c.id == conn);
         self.publish_gauges(st);
     }
 
@@ -272,144 +218,54 @@ impl Hub {
         env: &RoutingHeader<'_>,
         text: Utf8Bytes,
     ) -> Result<(), RouteError> {
-        let now = Instant::now();
-        let invite_room = env.room_id.as_deref();
-        let max_calls = self.limits.max_tracked_calls;
-        let mut push = None;
-        {
+        let now = now();
+        let push = {
             let mut guard = self.lock();
             let st = &mut *guard;
-            if let Some(scope) = sender_scope {
-                match invite_room {
-                    Some(room) if room == scope => {
-                        track(&mut st.calls, env.call_id, room, now, max_calls);
+            let routed = st
+                .router
+                .route(sender_scope, &Header::from(env), text, now)
+                .map_err(|OutOfScope(msg)| RouteError::OutOfScope(msg))?;
+            for _ in 0..routed.out_of_scope {
+                self.metrics.dropped("out_of_scope");
+            }
+            for conn in &routed.deliver {
+                // The sender is told nothing of a slow receiver: it cannot act on it, and
+                // its reliable layer retransmits what is not acknowledged.
+                match conn.tx.try_send(routed.message.clone()) {
+                    Ok(()) => {
+                        self.metrics.relayed.inc();
                     }
-                    Some(room) => {
-                        return Err(RouteError::OutOfScope(format!(
-                        "this access link is for room {scope:?}; it cannot invite to room {room:?}"
-                    )))
+                    Err(Refused::Full | Refused::Overflow | Refused::NoRoom) => {
+                        self.metrics.dropped("slow_consumer");
                     }
-                    None => match st.calls.get_mut(&env.call_id) {
-                        Some(call) if call.room == scope => call.last_used = now,
-                        _ => {
-                            return Err(RouteError::OutOfScope(format!(
-                                "call {} is not a call in this access link's room {scope:?}",
-                                env.call_id
-                            )))
-                        }
-                    },
+                    Err(Refused::Closed) => {}
                 }
             }
-            let room: Option<String> = match invite_room {
-                Some(r) => Some(r.to_owned()),
-                None => st.calls.get(&env.call_id).map(|c| c.room.clone()),
-            };
-            let mut target_online = false;
-            let mut track_room = false;
-            if let Some(slots) = st.online.get(&env.to) {
-                for slot in slots
-                    .iter()
-                    .filter(|s| env.to_device.as_ref().is_none_or(|d| *d == s.device))
-                {
-                    target_online = true;
-                    if let Some(scope) = &slot.scope {
-                        if room.as_deref() != Some(scope.as_str()) {
-                            self.metrics.dropped("out_of_scope");
-                            continue;
-                        }
-                        track_room = true;
+            self.count_expired(routed.expired);
+            match routed.kept {
+                Kept::Queued { evicted, .. } => {
+                    if evicted > 0 {
+                        self.metrics.dropped("queue_full");
+                        self.metrics.limit_hit("offline_queue");
                     }
-                    // The sender is told nothing of a slow receiver: it cannot act on it, and
-                    // its reliable layer retransmits what is not acknowledged.
-                    match slot.tx.try_send(text.clone()) {
-                        Ok(()) => {
-                            self.metrics.relayed.inc();
-                        }
-                        Err(Refused::Full | Refused::Overflow | Refused::NoRoom) => {
-                            self.metrics.dropped("slow_consumer")
-                        }
-                        Err(Refused::Closed) => {}
-                    }
+                    self.metrics.queued.inc();
                 }
-            }
-            if track_room {
-                if let Some(r) = &room {
-                    track(&mut st.calls, env.call_id, r, now, max_calls);
+                Kept::Refused { .. } => {
+                    self.metrics.dropped("queue_full");
+                    self.metrics.limit_hit("offline_queue");
                 }
+                Kept::Expired { .. } => self.metrics.dropped("expired"),
+                _ => {}
             }
-            if !target_online {
-                let user_online = st.online.contains_key(&env.to);
-                let invite = env.is_invite().then(|| text.clone());
-                let queued = self.enqueue(st, env, text, invite_room, now);
-                if queued && !user_online {
-                    push = invite;
-                }
-            }
+            let push = routed.push.map(|p| p.message);
             self.publish_gauges(st);
-        }
+            push
+        };
         if let Some(text) = push {
             self.push_invite(&text);
         }
         Ok(())
-    }
-
-    /// Keeps an envelope for its offline addressee. Returns whether it was newly queued.
-    fn enqueue(
-        &self,
-        st: &mut State,
-        env: &RoutingHeader<'_>,
-        text: Utf8Bytes,
-        invite_room: Option<&str>,
-        now: Instant,
-    ) -> bool {
-        let remaining = env.remaining_ms(unix_ms());
-        if remaining == 0 {
-            self.metrics.dropped("expired");
-            return false;
-        }
-        let keep = Duration::from_millis(remaining).min(self.limits.max_offline_lifetime);
-        let queue = st.offline.entry(env.to.clone()).or_default();
-        // A retransmission of an envelope already waiting.
-        if queue
-            .iter()
-            .any(|q| q.id == env.id && q.from == env.from && q.from_device == env.from_device)
-        {
-            return false;
-        }
-        if queue.len() >= self.limits.offline_queue_per_user {
-            let senders: Vec<&UserId> = queue.iter().map(|q| &q.from).collect();
-            let eviction = evict_for(&senders, &env.from);
-            self.metrics.dropped("queue_full");
-            self.metrics.limit_hit("offline_queue");
-            match eviction {
-                Eviction::Evict(pos) => {
-                    queue.remove(pos);
-                    st.queued_total -= 1;
-                }
-                Eviction::RefuseNew => return false,
-            }
-        } else if st.queued_total >= self.limits.offline_queue_total {
-            self.metrics.dropped("queue_full");
-            self.metrics.limit_hit("offline_queue");
-            if queue.is_empty() {
-                st.offline.remove(&env.to);
-            }
-            return false;
-        }
-        queue.push_back(Queued {
-            text,
-            from: env.from.clone(),
-            from_device: env.from_device.clone(),
-            id: env.id,
-            to_device: env.to_device.clone(),
-            call_id: env.call_id,
-            invite_room: invite_room.map(str::to_owned),
-            expires_at: now + keep,
-            delivered_to: Vec::new(),
-        });
-        st.queued_total += 1;
-        self.metrics.queued.inc();
-        true
     }
 
     /// Sends the push notification for an invite to a user with no device online. The invite
@@ -470,52 +326,11 @@ impl Hub {
 
     /// Forgets expired offline envelopes and idle call scopes.
     pub(crate) fn sweep(&self) {
-        let now = Instant::now();
+        let now = Instant::now().into_std();
         let mut guard = self.lock();
         let st = &mut *guard;
-        let mut expired = 0usize;
-        st.offline.retain(|_, queue| {
-            let before = queue.len();
-            queue.retain(|q| q.expires_at > now);
-            expired += before - queue.len();
-            !queue.is_empty()
-        });
-        st.queued_total -= expired;
-        for _ in 0..expired {
-            self.metrics.dropped("expired");
-        }
-        st.calls
-            .retain(|_, c| now.saturating_duration_since(c.last_used) < CALL_IDLE);
+        let expired = st.router.sweep(now);
+        self.count_expired(expired);
         self.publish_gauges(st);
     }
-}
-
-fn track(
-    calls: &mut HashMap<CallId, TrackedCall>,
-    call_id: CallId,
-    room: &str,
-    now: Instant,
-    max: usize,
-) {
-    if let Some(call) = calls.get_mut(&call_id) {
-        call.last_used = now;
-        return;
-    }
-    if calls.len() >= max {
-        // Full: forget the call unused for longest.
-        if let Some(oldest) = calls
-            .iter()
-            .min_by_key(|(_, c)| c.last_used)
-            .map(|(id, _)| *id)
-        {
-            calls.remove(&oldest);
-        }
-    }
-    calls.insert(
-        call_id,
-        TrackedCall {
-            room: room.to_owned(),
-            last_used: now,
-        },
-    );
 }

@@ -17,7 +17,6 @@
 
 mod config;
 mod connection;
-mod eviction;
 // Used once the hub routes through it (`ServerConfig::fleet`).
 #[allow(dead_code)]
 mod fleet;
