@@ -100,9 +100,12 @@ impl FrameReader {
             let mut partial = std::mem::take(&mut self.partial);
             partial.extend_from_slice(input);
             let used = self.parse(&partial, out)?;
-            if used < partial.len() {
-                partial.drain(..used);
+            if used == 0 {
                 self.partial = partial;
+            } else if used < partial.len() {
+                // Only the start of the next frame stays, in a buffer of its own size: the
+                // one the finished frames grew is released.
+                self.partial = partial.split_off(used);
             }
             // Else `partial` is dropped: nothing is held between frames.
         }
@@ -479,5 +482,44 @@ mod tests {
         let short = "s".repeat(200);
         let got = read_all(&mut r, &frame(true, 1, short.as_bytes())).unwrap();
         assert_eq!(got, vec![text(&short)]);
+    }
+    /// Found by the `server_frames` fuzz target (its input, cut as it cut it): a ping with a
+    /// 9-byte payload, the first 111-byte fragment of a text message and the first byte of a
+    /// next frame, fed in chunks of 129, 1 and 3 bytes. When the fragment completed, the one
+    /// byte behind it stayed in the 228-byte buffer the fragment had grown: 339 bytes held
+    /// after 133 were fed.
+    #[test]
+    fn a_finished_frame_releases_its_buffer_when_the_next_one_has_begun() {
+        let mut bytes = vec![0x89, 0x89, 0x89, 0xff, 0xff, 0xff]; // ping, 9 bytes; mask
+        bytes.extend([0xff; 9]);
+        bytes.extend([0x01, 0xef, 0xff, 0xff, 0xff, 0x19]); // text, not final, 111 bytes; mask
+        bytes.extend([0x19; 24]);
+        bytes.extend([0xd3; 7]);
+        bytes.extend([0x19; 20]);
+        bytes.extend([0x94, 0x81, 0x19]);
+        bytes.extend([0xd3; 21]);
+        bytes.push(0x72);
+        bytes.extend([0xd3; 8]);
+        bytes.extend([0x19; 27]);
+        bytes.push(0x19); // the next frame's first byte
+        assert_eq!(bytes.len(), 133);
+        let mut r = FrameReader::new(65_535);
+        let mut out = VecDeque::new();
+        let mut rest = &bytes[..];
+        for n in [129, 1].into_iter().cycle() {
+            if rest.is_empty() {
+                break;
+            }
+            let (chunk, tail) = rest.split_at(n.min(rest.len()));
+            rest = tail;
+            r.feed(chunk, &mut out).unwrap();
+            let content = r.partial.len() + r.message.as_ref().map_or(0, |m| m.bytes.len());
+            assert!(
+                r.held() <= 2 * content + 16,
+                "holds {} bytes for {content} bytes of unfinished frames",
+                r.held()
+            );
+        }
+        assert_eq!(out.len(), 1, "{out:?}");
     }
 }
