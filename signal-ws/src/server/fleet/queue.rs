@@ -195,9 +195,11 @@ mod tests {
 
     #[test]
     fn the_stream_is_bounded_by_the_offline_limits() {
-        let mut limits = Limits::default();
-        limits.offline_queue_per_user = 5;
-        limits.max_offline_lifetime = Duration::from_secs(30);
+        let limits = Limits {
+            offline_queue_per_user: 5,
+            max_offline_lifetime: Duration::from_secs(30),
+            ..Limits::default()
+        };
         let c = stream_config("Q", 3, &limits);
         assert_eq!(c.subjects, vec!["callapi.fleet.queue.>".to_owned()]);
         assert_eq!(c.max_messages_per_subject, 5);
