@@ -7,16 +7,7 @@ use callapi_core::call::Roster;
 use callapi_core::protocol::{DeviceId, Member, MemberState, UserId};
 use proptest::prelude::*;
 
-const STATES: [MemberState; 8] = [
-    MemberState::Inviting,
-    MemberState::Ringing,
-    MemberState::Accepted,
-    MemberState::Rejected,
-    MemberState::Busy,
-    MemberState::Timeout,
-    MemberState::Cancelled,
-    MemberState::Left,
-];
+const STATES: [MemberState; 8] = MemberState::ALL;
 const USERS: [&str; 4] = ["alice", "bob", "carol", "dave"];
 const DEVICES: [&str; 3] = ["d1", "d2", "d3"];
 const REASONS: [&str; 2] = ["bye", "no"];
