@@ -3,12 +3,17 @@
 //! No tokio, no clock: the caller passes `now` into every method and asks for the next
 //! delivery time, exactly like driving a sans-IO `CallMachine`. The same seed, fault plan and
 //! call sequence always yield the same deliveries in the same order.
+//!
+//! Routing (the devices of a user, `to_device`, the offline queue, pushes) is
+//! [`callapi_core::router::Router`]'s, the component the WebSocket server routes with; this
+//! module adds the faults, the clock and the copies in flight.
 
 use std::cmp::{Ordering, Reverse};
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::BinaryHeap;
 use std::time::{Duration, Instant};
 
 use callapi_core::protocol::{DeviceId, Envelope, UserId};
+use callapi_core::router::{DeviceMemory, Header, Kept, Now, Push, Router, RouterConfig};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
@@ -62,11 +67,40 @@ impl Ord for InFlight {
     }
 }
 
-#[derive(Debug)]
-struct SimDevice {
-    id: DeviceId,
-    online: bool,
-    stored: Vec<Envelope>,
+/// The router's settings for a mock network: the server's defaults (`docs/PROTOCOL.md`,
+/// "Limits"), with devices that stay known while offline.
+pub(crate) fn mock_router_config() -> RouterConfig {
+    RouterConfig {
+        devices: DeviceMemory::Registered,
+        ..RouterConfig::default()
+    }
+}
+
+/// Adds what the offline queue did with `copies` device copies to `stats`.
+pub(crate) fn count_kept(stats: &mut NetworkStats, kept: Kept, copies: usize, expired: usize) {
+    let n = |c: usize| c as u64;
+    stats.expired_offline += n(expired);
+    match kept {
+        Kept::NotNeeded => {}
+        Kept::Queued { copies, evicted } => {
+            stats.stored_offline += n(copies);
+            stats.dropped += n(evicted);
+        }
+        // The copies already waiting (a retransmission or a duplicate) are merged into the
+        // kept one: the devices newly owed it count as stored, the rest as lost.
+        Kept::Duplicate { added } => {
+            stats.stored_offline += n(added);
+            stats.dropped += n(copies.saturating_sub(added));
+        }
+        Kept::Expired { copies } => stats.expired_offline += n(copies),
+        Kept::Refused { copies } => stats.dropped += n(copies),
+        Kept::UnknownRecipient => {
+            stats.unknown_recipient += 1;
+            stats.dropped += 1;
+        }
+        // A future outcome: the copies did not reach a device.
+        _ => stats.dropped += n(copies),
+    }
 }
 
 /// A sans-IO, in-memory network of users and devices with seeded fault injection.
@@ -80,9 +114,14 @@ struct SimDevice {
 ///   is offline is dropped too (its link is down).
 /// * Copies for an offline device (at send time, or when a delayed copy falls due) are kept
 ///   while [`store_offline`](Self::store_offline) is on (the default) until their lifetime
-///   ends, and re-sent through the fault plan when the device comes online. Expiry uses
+///   ends, and re-sent through the fault plan when the device comes online. The offline queue
+///   is the server's ([`Router`] with its default limits): a retransmission or duplicate of an
+///   envelope already kept is kept once, and a user's queue holds 64 envelopes (a full queue
+///   gives up the oldest envelope of the sender holding the most). Expiry uses
 ///   [`unix_ms`](Self::unix_ms). Envelopes in flight to an online device are delivered even if
 ///   expired: checking lifetimes is the receiver's job.
+/// * An invite kept for a user with no device online is recorded as a push notification
+///   ([`pushes`](Self::pushes)), once per invite, as the server would send it.
 /// * [`poll_delivery`](Self::poll_delivery) hands out due copies in time order, ties broken by
 ///   the order they were scheduled in.
 ///
@@ -123,10 +162,12 @@ pub struct SimNetwork {
     start: Instant,
     anchor_ms: u64,
     store_offline: bool,
-    users: HashMap<UserId, Vec<SimDevice>>,
+    /// Devices, who is online (connected), the offline queue and pushes.
+    router: Router<DeviceId, Envelope>,
     queue: BinaryHeap<Reverse<InFlight>>,
     seq: u64,
     stats: NetworkStats,
+    pushes: Vec<Push<Envelope>>,
 }
 
 impl SimNetwork {
@@ -141,22 +182,26 @@ impl SimNetwork {
             start,
             anchor_ms: DEFAULT_ANCHOR_MS,
             store_offline: true,
-            users: HashMap::new(),
+            router: Router::new(mock_router_config()),
             queue: BinaryHeap::new(),
             seq: 0,
             stats: NetworkStats::default(),
+            pushes: Vec::new(),
+        }
+    }
+
+    /// The router's clock at `now`.
+    fn now(&self, now: Instant) -> Now {
+        Now {
+            at: now,
+            unix_ms: self.unix_ms(now),
         }
     }
 
     /// Registers a device of `user`, online. Registering an existing device does nothing.
     pub fn add_device(&mut self, user: UserId, device: DeviceId) {
-        let devices = self.users.entry(user).or_default();
-        if !devices.iter().any(|d| d.id == device) {
-            devices.push(SimDevice {
-                id: device,
-                online: true,
-                stored: Vec::new(),
-            });
+        if self.router.register(&user, &device) {
+            self.router.connect(&user, &device, device.clone(), None);
         }
     }
 
@@ -166,35 +211,36 @@ impl SimNetwork {
     /// at `now`) through the fault plan, as if sent at `now`.
     pub fn set_online(&mut self, user: UserId, device: DeviceId, online: bool, now: Instant) {
         self.add_device(user.clone(), device.clone());
-        let Some(dev) = self.device_mut(&user, &device) else {
-            return;
-        };
-        let was_online = dev.online;
-        dev.online = online;
-        if online && !was_online {
-            let stored = std::mem::take(&mut dev.stored);
-            let now_ms = self.unix_ms(now);
-            for envelope in stored {
-                if envelope.is_expired(now_ms) {
-                    self.stats.expired_offline += 1;
-                } else {
-                    self.schedule(user.clone(), device.clone(), envelope, now);
-                }
+        let was_online = self.router.is_connected(&user, &device);
+        if !online {
+            if was_online {
+                self.router.disconnect_device(&user, &device);
             }
+            return;
+        }
+        if was_online {
+            return;
+        }
+        self.router.connect(&user, &device, device.clone(), None);
+        let mut stored = Vec::new();
+        let flushed = self.router.flush(&user, &device, self.now(now), |env| {
+            stored.push(env.clone());
+            true
+        });
+        self.stats.expired_offline += flushed.expired as u64;
+        for envelope in stored {
+            self.schedule(user.clone(), device.clone(), envelope, now);
         }
     }
 
     /// Whether the device is registered and online.
     pub fn is_online(&self, user: &UserId, device: &DeviceId) -> bool {
-        self.device(user, device).is_some_and(|d| d.online)
+        self.router.is_connected(user, device)
     }
 
     /// The registered devices of `user`, in registration order.
     pub fn devices(&self, user: &UserId) -> Vec<DeviceId> {
-        self.users
-            .get(user)
-            .map(|ds| ds.iter().map(|d| d.id.clone()).collect())
-            .unwrap_or_default()
+        self.router.devices(user).cloned().collect()
     }
 
     /// Whether envelopes for offline devices are kept (default `true`).
@@ -202,9 +248,16 @@ impl SimNetwork {
         self.store_offline
     }
 
-    /// Keeps (`true`) or drops (`false`) envelopes for offline devices from now on.
+    /// Keeps (`true`) or drops (`false`) envelopes for offline devices from now on (what is
+    /// stored already stays).
     pub fn set_store_offline(&mut self, store: bool) {
         self.store_offline = store;
+        let per_user = if store {
+            mock_router_config().queue_per_user
+        } else {
+            0
+        };
+        self.router.set_queue_per_user(per_user);
     }
 
     /// Unix milliseconds at `start` (default [`DEFAULT_ANCHOR_MS`]).
@@ -257,15 +310,22 @@ impl SimNetwork {
 
     /// Number of envelopes stored for an offline device.
     pub fn stored(&self, user: &UserId, device: &DeviceId) -> usize {
-        self.device(user, device).map_or(0, |d| d.stored.len())
+        self.router.queued_for(user, device)
+    }
+
+    /// The push notifications so far: one per invite kept for a user with no device online,
+    /// in the order they fell due.
+    pub fn pushes(&self) -> &[Push<Envelope>] {
+        &self.pushes
     }
 
     /// Hands an envelope to the network at `now`; see the type's documentation for routing.
     pub fn send(&mut self, envelope: Envelope, now: Instant) {
         self.stats.sent += 1;
-        if self
-            .device(&envelope.from, &envelope.from_device)
-            .is_some_and(|d| !d.online)
+        if self.router.is_known(&envelope.from, &envelope.from_device)
+            && !self
+                .router
+                .is_connected(&envelope.from, &envelope.from_device)
         {
             self.stats.sender_offline += 1;
             self.stats.dropped += 1;
@@ -280,25 +340,35 @@ impl SimNetwork {
             self.stats.dropped += 1;
             return;
         }
-        let targets: Vec<(DeviceId, bool)> = match self.users.get(&envelope.to) {
-            Some(devices) => devices
-                .iter()
-                .filter(|d| envelope.to_device.as_ref().is_none_or(|only| &d.id == only))
-                .map(|d| (d.id.clone(), d.online))
-                .collect(),
-            None => Vec::new(),
-        };
-        if targets.is_empty() {
-            self.stats.unknown_recipient += 1;
+        let clock = self.now(now);
+        let header = Header::from(&envelope);
+        let addressed = self
+            .router
+            .devices(header.to)
+            .filter(|d| header.to_device.is_none_or(|only| *d == only))
+            .count();
+        // Without access links every connected addressed device is delivered to.
+        let Ok(routed) = self.router.route(None, &header, envelope.clone(), clock) else {
             self.stats.dropped += 1;
             return;
+        };
+        let targets: Vec<DeviceId> = routed.deliver.iter().map(|d| (*d).clone()).collect();
+        let offline = addressed.saturating_sub(targets.len());
+        count_kept(&mut self.stats, routed.kept, offline, routed.expired);
+        if let Some(push) = routed.push {
+            self.pushes.push(push);
         }
         let user = envelope.to.clone();
-        for (device, online) in targets {
-            if online {
-                self.schedule(user.clone(), device, envelope.clone(), now);
+        let mut envelope = Some(envelope);
+        let last = targets.len().saturating_sub(1);
+        for (i, device) in targets.into_iter().enumerate() {
+            let env = if i == last {
+                envelope.take()
             } else {
-                self.store(&user, &device, envelope.clone(), now);
+                envelope.clone()
+            };
+            if let Some(env) = env {
+                self.schedule(user.clone(), device, env, now);
             }
         }
     }
@@ -318,31 +388,17 @@ impl SimNetwork {
                 return None;
             }
             let Reverse(flight) = self.queue.pop()?;
-            match self.device(&flight.user, &flight.device) {
-                Some(d) if d.online => {
-                    self.stats.delivered += 1;
-                    return Some(Delivery {
-                        user: flight.user,
-                        device: flight.device,
-                        envelope: flight.envelope,
-                        at: flight.at,
-                    });
-                }
-                Some(_) => self.store(&flight.user, &flight.device, flight.envelope, now),
-                None => self.stats.dropped += 1,
+            if self.router.is_connected(&flight.user, &flight.device) {
+                self.stats.delivered += 1;
+                return Some(Delivery {
+                    user: flight.user,
+                    device: flight.device,
+                    envelope: flight.envelope,
+                    at: flight.at,
+                });
             }
+            self.store(&flight.user, &flight.device, flight.envelope, now);
         }
-    }
-
-    fn device(&self, user: &UserId, device: &DeviceId) -> Option<&SimDevice> {
-        self.users.get(user)?.iter().find(|d| &d.id == device)
-    }
-
-    fn device_mut(&mut self, user: &UserId, device: &DeviceId) -> Option<&mut SimDevice> {
-        self.users
-            .get_mut(user)?
-            .iter_mut()
-            .find(|d| &d.id == device)
     }
 
     /// Draws the copy's fate and queues the surviving copies.
@@ -376,22 +432,19 @@ impl SimNetwork {
         }
     }
 
-    /// Keeps a copy for an offline device, or drops it.
+    /// Keeps a copy that fell due for a device gone offline (or drops it, for an unknown
+    /// device).
     fn store(&mut self, user: &UserId, device: &DeviceId, envelope: Envelope, now: Instant) {
-        if !self.store_offline {
+        let clock = self.now(now);
+        let header = Header::from(&envelope);
+        let held = self
+            .router
+            .hold(user, device, &header, envelope.clone(), clock);
+        if held.kept == Kept::UnknownRecipient {
             self.stats.dropped += 1;
+            self.stats.expired_offline += held.expired as u64;
             return;
         }
-        if envelope.is_expired(self.unix_ms(now)) {
-            self.stats.expired_offline += 1;
-            return;
-        }
-        match self.device_mut(user, device) {
-            Some(d) => {
-                d.stored.push(envelope);
-                self.stats.stored_offline += 1;
-            }
-            None => self.stats.dropped += 1,
-        }
+        count_kept(&mut self.stats, held.kept, 1, held.expired);
     }
 }
