@@ -152,3 +152,52 @@ async fn serve_refuses_a_missing_secret_file() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("cannot read"), "{err}");
 }
+
+/// Runs `serve` with `args` after the listen address and secret file; returns its failure text.
+async fn serve_fails(secret: &Secret, args: &[&str]) -> String {
+    let out = tokio::time::timeout(
+        Duration::from_secs(30),
+        Command::new(BIN)
+            .args(["serve", "--listen", "127.0.0.1:0", "--secret-file"])
+            .arg(&secret.path)
+            .args(args)
+            .output(),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(!out.status.success());
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[tokio::test]
+async fn serve_with_unreachable_nats_fails_with_the_fleet_error() {
+    let secret = Secret::new("nats-down");
+    // Port 1 on loopback: nothing listens, the connection is refused at once.
+    let err = serve_fails(&secret, &["--nats", "nats://127.0.0.1:1", "--node", "n1"]).await;
+    assert!(err.contains("cannot connect to NATS"), "{err}");
+    assert!(err.contains("nats://127.0.0.1:1"), "{err}");
+}
+
+#[tokio::test]
+async fn serve_refuses_bad_fleet_flags() {
+    let secret = Secret::new("nats-flags");
+    let err = serve_fails(&secret, &["--nats", "nats://127.0.0.1:1", "--node", "a.b"]).await;
+    assert!(err.contains("node name"), "{err}");
+    let err = serve_fails(
+        &secret,
+        &["--nats", "nats://127.0.0.1:1", "--nats-replicas", "0"],
+    )
+    .await;
+    assert!(err.contains("--nats-replicas"), "{err}");
+    let err = serve_fails(
+        &secret,
+        &["--nats", "nats://127.0.0.1:1", "--nats-user", "u"],
+    )
+    .await;
+    assert!(err.contains("--nats-password"), "{err}");
+    let err = serve_fails(&secret, &["--node", "n1"]).await;
+    assert!(err.contains("--nats"), "{err}");
+    let err = serve_fails(&secret, &["--nats", "nats://127.0.0.1:1,"]).await;
+    assert!(err.contains("separated by commas"), "{err}");
+}

@@ -21,7 +21,8 @@ use std::time::Duration;
 
 use callapi_signal_ws::auth::{read_secret_file, Claims, TokenAuthority};
 use callapi_signal_ws::server::{
-    shutdown_signal, ServerConfig, SignalServer, TlsSettings, WebhookNotifier, DEV_TOKEN_PATH,
+    shutdown_signal, FleetConfig, ServerConfig, SignalServer, TlsSettings, WebhookNotifier,
+    DEV_TOKEN_PATH,
 };
 use clap::{Args, Parser, Subcommand};
 
@@ -131,6 +132,28 @@ struct ServeArgs {
     /// Lifetime of the tokens of --dev-tokens [default: 10m].
     #[arg(long, env = "CALLAPI_DEV_TOKEN_TTL", value_parser = duration, requires = "dev_tokens")]
     dev_token_ttl: Option<Duration>,
+    /// Join a fleet of servers sharing routing through these NATS servers
+    /// (`nats://h1:4222,nats://h2:4222`); the offline queue lives in JetStream.
+    #[arg(long, env = "CALLAPI_NATS", value_delimiter = ',')]
+    nats: Vec<String>,
+    /// The servers' NATS user (the only one allowed on callapi.fleet.>).
+    #[arg(
+        long,
+        env = "CALLAPI_NATS_USER",
+        requires = "nats",
+        requires = "nats_password"
+    )]
+    nats_user: Option<String>,
+    /// That user's password.
+    #[arg(long, env = "CALLAPI_NATS_PASSWORD", requires = "nats_user")]
+    nats_password: Option<String>,
+    /// This node's name, unique in the fleet [default: node-<pid>-<nanoseconds>].
+    #[arg(long, env = "CALLAPI_NODE", requires = "nats")]
+    node: Option<String>,
+    /// Replicas of the JetStream offline queue (3 on a 3-node NATS cluster) [default: 1].
+    #[arg(long, env = "CALLAPI_NATS_REPLICAS", requires = "nats",
+          value_parser = clap::value_parser!(u8).range(1..=5))]
+    nats_replicas: Option<u8>,
 }
 
 #[derive(Debug, Args)]
@@ -197,6 +220,20 @@ fn config(args: ServeArgs) -> Result<ServerConfig, String> {
     c.web.enabled = args.web;
     c.web.dev_tokens = args.dev_tokens;
     set(&mut c.web.dev_token_ttl, args.dev_token_ttl);
+    if !args.nats.is_empty() {
+        let urls: Vec<String> = args.nats.iter().map(|u| u.trim().to_owned()).collect();
+        if let Some(bad) = urls.iter().find(|u| u.is_empty()) {
+            return Err(format!(
+                "--nats {bad:?}: give NATS URLs separated by commas, such as nats://127.0.0.1:4222"
+            ));
+        }
+        let mut fleet = FleetConfig::new(urls);
+        fleet.user = args.nats_user;
+        fleet.password = args.nats_password;
+        set(&mut fleet.node, args.node);
+        set(&mut fleet.replicas, args.nats_replicas.map(usize::from));
+        c.fleet = Some(fleet);
+    }
     c.validate().map_err(|e| e.to_string())?;
     Ok(c)
 }

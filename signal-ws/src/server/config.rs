@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::fleet::FleetConfig;
 use super::push::PushNotifier;
 use super::ServerError;
 use crate::tls::TlsSettings;
@@ -41,6 +42,9 @@ pub struct ServerConfig {
     pub push: Option<Arc<dyn PushNotifier>>,
     /// The web softphone page and the development token endpoint (both off by default).
     pub web: WebPage,
+    /// Join a fleet of server nodes sharing routing through NATS (`None`: this server routes
+    /// alone, keeping its offline queue in memory). See [`FleetConfig`].
+    pub fleet: Option<FleetConfig>,
 }
 
 impl fmt::Debug for ServerConfig {
@@ -54,6 +58,7 @@ impl fmt::Debug for ServerConfig {
             .field("buffers", &self.buffers)
             .field("push", &self.push.is_some())
             .field("web", &self.web)
+            .field("fleet", &self.fleet)
             .finish()
     }
 }
@@ -70,7 +75,16 @@ impl ServerConfig {
             buffers: Buffers::default(),
             push: None,
             web: WebPage::default(),
+            fleet: None,
         }
+    }
+
+    /// Joins the fleet `fleet` (several nodes sharing routing through NATS; the offline queue
+    /// lives in JetStream).
+    #[must_use]
+    pub fn with_fleet(mut self, fleet: FleetConfig) -> Self {
+        self.fleet = Some(fleet);
+        self
     }
 
     /// Checks that the settings make sense together.
@@ -112,6 +126,9 @@ impl ServerConfig {
         }
         if w.dev_tokens && w.dev_token_ttl.as_secs() == 0 {
             return bad("dev_token_ttl must be at least one second");
+        }
+        if let Some(f) = &self.fleet {
+            f.check().map_err(ServerError::Config)?;
         }
         Ok(())
     }

@@ -114,7 +114,7 @@ impl Relay {
             ..Limits::default()
         };
         Self {
-            hub: Hub::new(limits.clone(), Arc::new(Metrics::new()), None),
+            hub: Hub::new(limits.clone(), Arc::new(Metrics::new()), None, None),
             limits,
             user,
             device,

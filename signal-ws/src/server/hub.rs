@@ -16,6 +16,7 @@ use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use super::config::Limits;
+use super::fleet::{Fleet, Forward, LocalNode};
 use super::metrics::Metrics;
 use super::outbox::{Outbox, Refused};
 use super::push::{PushNotification, PushNotifier};
@@ -87,6 +88,8 @@ pub(crate) struct Hub {
     limits: Limits,
     push: Option<Arc<dyn PushNotifier>>,
     push_slots: Arc<Semaphore>,
+    /// The fleet this node belongs to (`None`: it routes alone).
+    fleet: Option<Arc<Fleet>>,
 }
 
 impl std::fmt::Debug for Hub {
@@ -100,6 +103,7 @@ impl Hub {
         limits: Limits,
         metrics: Arc<Metrics>,
         push: Option<Arc<dyn PushNotifier>>,
+        fleet: Option<Arc<Fleet>>,
     ) -> Self {
         let push_slots = Arc::new(Semaphore::new(limits.max_pending_pushes));
         let config = RouterConfig {
@@ -110,15 +114,28 @@ impl Hub {
             max_tracked_calls: limits.max_tracked_calls,
             call_idle: CALL_IDLE,
         };
+        let mut router = Router::new(config);
+        if fleet.is_some() {
+            // The fleet keeps what no node delivered in JetStream: nothing is kept here.
+            router.set_queue_per_user(0);
+        }
         Self {
             state: Mutex::new(State {
-                router: Router::new(config),
+                router,
                 next_conn: 0,
             }),
             metrics,
             limits,
             push,
             push_slots,
+            fleet,
+        }
+    }
+
+    /// Stops this node's fleet tasks (the server stopped).
+    pub(crate) fn stop_fleet(&self) {
+        if let Some(f) = &self.fleet {
+            f.stop();
         }
     }
 
@@ -180,13 +197,13 @@ impl Hub {
             tx: tx.clone(),
         };
         // The replaced connection's outbox is dropped here, which closes it.
-        if st
-            .router
-            .connect(user, device, handle, scope)
-            .replaced
-            .is_some()
-        {
+        let connected = st.router.connect(user, device, handle, scope);
+        if connected.replaced.is_some() {
             tracing::debug!(%user, %device, "a new connection replaces the device's old one");
+        }
+        // Under the lock, so that a user's subscribe and unsubscribe keep their order.
+        if let Some(f) = &self.fleet {
+            f.device_up(user, device, connected.first_local_device);
         }
         // Deliver what waited for this device, as far as the socket's write budget allows:
         // what does not fit stays queued (for the next connection, and the sender retransmits
@@ -206,7 +223,12 @@ impl Hub {
     pub(crate) fn unregister(&self, user: &UserId, conn: ConnId) {
         let mut guard = self.lock();
         let st = &mut *guard;
-        st.router.disconnect_if(user, |c| c.id == conn);
+        let gone = st.router.disconnect_if(user, |c| c.id == conn);
+        if gone.last_local_device {
+            if let Some(f) = &self.fleet {
+                f.user_gone(user);
+            }
+        }
         self.publish_gauges(st);
     }
 
@@ -243,6 +265,23 @@ impl Hub {
                 }
             }
             self.count_expired(routed.expired);
+            if let Some(f) = &self.fleet {
+                // Local routing done; the rest is the other nodes' (or JetStream's), unless
+                // the one addressed device was here.
+                let taken_here = !routed.deliver.is_empty();
+                let text = routed.message;
+                let user_here = st.router.connected_devices(&env.to) > 0;
+                let device_here = env
+                    .to_device
+                    .as_ref()
+                    .is_some_and(|d| st.router.is_connected(&env.to, d));
+                if !device_here {
+                    let max = f.max_lifetime();
+                    f.forward(Forward::new(env, text, taken_here, user_here, max));
+                }
+                self.publish_gauges(st);
+                return Ok(());
+            }
             match routed.kept {
                 Kept::Queued { evicted, .. } => {
                     if evicted > 0 {
@@ -332,5 +371,76 @@ impl Hub {
         let expired = st.router.sweep(now);
         self.count_expired(expired);
         self.publish_gauges(st);
+    }
+}
+
+impl Hub {
+    /// Hands `text` to this node's connected devices `conns`, counting what was relayed.
+    fn send_to(&self, conns: &[&HubConn], text: &Utf8Bytes) -> usize {
+        let mut sent = 0;
+        for conn in conns {
+            match conn.tx.try_send(text.clone()) {
+                Ok(()) => {
+                    self.metrics.relayed.inc();
+                    sent += 1;
+                }
+                Err(Refused::Full | Refused::Overflow | Refused::NoRoom) => {
+                    self.metrics.dropped("slow_consumer");
+                }
+                Err(Refused::Closed) => {}
+            }
+        }
+        sent
+    }
+}
+
+impl LocalNode for Hub {
+    fn deliver(&self, env: &RoutingHeader<'_>, text: Utf8Bytes) -> Option<usize> {
+        let now = now();
+        let mut guard = self.lock();
+        let st = &mut *guard;
+        if st.router.connected_devices(&env.to) == 0 {
+            return None;
+        }
+        // The router's queue keeps nothing in fleet mode: this only delivers (and applies
+        // the access-link scopes of the devices here). The ingress node checked the sender.
+        let sent = match st.router.route(None, &Header::from(env), text, now) {
+            Ok(routed) => {
+                for _ in 0..routed.out_of_scope {
+                    self.metrics.dropped("out_of_scope");
+                }
+                let conns = routed.deliver;
+                let text = routed.message;
+                self.send_to(&conns, &text)
+            }
+            Err(_) => 0,
+        };
+        self.publish_gauges(st);
+        Some(sent)
+    }
+
+    fn deliver_kept(&self, device: &DeviceId, env: &RoutingHeader<'_>, text: Utf8Bytes) -> bool {
+        let st = self.lock();
+        let Some(conn) = st.router.connection(&env.to, device) else {
+            return false;
+        };
+        let took = conn.tx.try_send_within_budget(text).is_ok();
+        if took {
+            self.metrics.relayed.inc();
+        }
+        took
+    }
+
+    fn local_devices(&self, user: &UserId) -> Vec<DeviceId> {
+        let st = self.lock();
+        st.router
+            .devices(user)
+            .filter(|d| st.router.is_connected(user, d))
+            .cloned()
+            .collect()
+    }
+
+    fn push_invite(&self, text: &str) {
+        Hub::push_invite(self, text);
     }
 }

@@ -17,8 +17,6 @@
 
 mod config;
 mod connection;
-// Used once the hub routes through it (`ServerConfig::fleet`).
-#[allow(dead_code)]
 mod fleet;
 #[doc(hidden)]
 pub mod fuzzing;
@@ -52,6 +50,7 @@ pub use web::DEV_TOKEN_PATH;
 pub use crate::tls::TlsSettings;
 
 use crate::auth::{AuthError, TokenAuthority};
+use fleet::{Fleet, LocalNode};
 use hub::Hub;
 
 /// Why the server could not start.
@@ -72,6 +71,10 @@ pub enum ServerError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// The fleet (`ServerConfig::fleet`) could not be joined: NATS unreachable, credentials
+    /// refused, or JetStream unavailable; the message says which.
+    #[error(transparent)]
+    Fleet(#[from] FleetError),
 }
 
 /// What every connection shares.
@@ -137,11 +140,20 @@ impl SignalServer {
             source,
         })?;
         let metrics = Arc::new(Metrics::new());
+        let fleet = match &config.fleet {
+            Some(f) => Some(Fleet::start(f, &config.limits, metrics.clone()).await?),
+            None => None,
+        };
         let hub = Arc::new(Hub::new(
             config.limits.clone(),
             metrics.clone(),
             config.push.clone(),
+            fleet.clone(),
         ));
+        if let Some(f) = &fleet {
+            let local: Arc<dyn LocalNode> = hub.clone();
+            f.attach(Arc::downgrade(&local));
+        }
         let (shutdown, _) = watch::channel(false);
         let tls = config
             .tls
@@ -246,6 +258,7 @@ impl ServerHandle {
         if let Some(task) = self.task.take() {
             let _ = task.await;
         }
+        self.shared.hub.stop_fleet();
     }
 
     /// Stops at once, as if the process died: sockets are dropped without a close frame.
@@ -255,6 +268,7 @@ impl ServerHandle {
             task.abort();
             let _ = task.await;
         }
+        self.shared.hub.stop_fleet();
     }
 }
 
@@ -263,6 +277,7 @@ impl Drop for ServerHandle {
         if let Some(task) = self.task.take() {
             task.abort();
         }
+        self.shared.hub.stop_fleet();
     }
 }
 

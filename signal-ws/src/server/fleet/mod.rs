@@ -31,9 +31,7 @@ mod subject;
 
 use std::time::Duration;
 
-// Not yet used: the hub routes through them once wired (`ServerConfig::fleet`).
-#[allow(unused_imports)]
-pub(crate) use node::{Fleet, LocalNode};
+pub(crate) use node::{Fleet, Forward, LocalNode};
 
 /// Joins a server to a fleet of nodes sharing routing through NATS.
 ///
