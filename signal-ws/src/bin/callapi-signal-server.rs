@@ -147,7 +147,7 @@ struct ServeArgs {
     /// That user's password.
     #[arg(long, env = "CALLAPI_NATS_PASSWORD", requires = "nats_user")]
     nats_password: Option<String>,
-    /// This node's name, unique in the fleet [default: node-<pid>-<nanoseconds>].
+    /// This node's name, unique in the fleet [default: node-PID-NANOSECONDS].
     #[arg(long, env = "CALLAPI_NODE", requires = "nats")]
     node: Option<String>,
     /// Replicas of the JetStream offline queue (3 on a 3-node NATS cluster) [default: 1].
