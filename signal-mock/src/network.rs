@@ -3,12 +3,17 @@
 //! Works under tokio's paused clock (`#[tokio::test(start_paused = true)]`): delayed copies
 //! wait with `tokio::time::sleep_until` in spawned tasks, so the runtime's auto-advance or
 //! `tokio::time::advance` moves them along.
+//!
+//! Routing (the devices of a user, `to_device`, the offline queue, pushes) is
+//! [`callapi_core::router::Router`]'s, the component the WebSocket server routes with; this
+//! module adds the clients, their links, the faults, partitions and the clock.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use callapi_core::protocol::{self, DeviceId, Envelope, UserId};
+use callapi_core::router::{Header, Kept, Now, Push, Routed, Router};
 use callapi_core::signal::{LinkState, SignalError, SignalEvent};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -17,6 +22,7 @@ use tokio::time::Instant;
 
 use crate::client::MockSignalClient;
 use crate::fault::FaultPlan;
+use crate::sim::{count_kept, mock_router_config};
 use crate::stats::NetworkStats;
 
 /// The link state a connected client sees when its device is taken offline with
@@ -52,19 +58,31 @@ struct Conn {
     tx: mpsc::UnboundedSender<SignalEvent>,
 }
 
+/// What the mock knows of a device beyond the router: its link and its client.
 #[derive(Debug)]
-struct NetDevice {
-    id: DeviceId,
+struct Link {
     /// Whether the device's link is up (set by `set_online`; default up).
-    link_up: bool,
+    up: bool,
+    /// The attached client, if any.
     conn: Option<Conn>,
-    stored: Vec<Envelope>,
+    /// The token last passed to `renew_token`.
     token: Option<String>,
 }
 
-impl NetDevice {
+impl Default for Link {
+    fn default() -> Self {
+        Self {
+            up: true,
+            conn: None,
+            token: None,
+        }
+    }
+}
+
+impl Link {
+    /// Whether the device counts as connected for the router: link up and a client attached.
     fn reachable(&self) -> bool {
-        self.link_up && self.conn.is_some()
+        self.up && self.conn.is_some()
     }
 }
 
@@ -72,40 +90,63 @@ impl NetDevice {
 struct Inner {
     rng: ChaCha8Rng,
     plan: FaultPlan,
-    store_offline: bool,
     created: Instant,
     /// Unix milliseconds at `anchor_at`.
     anchor_ms: u64,
     anchor_at: Instant,
-    users: HashMap<UserId, Vec<NetDevice>>,
+    /// The devices, which of them are connected (see [`Link::reachable`]), the offline queue
+    /// and the push rule.
+    router: Router<DeviceId, Envelope>,
+    /// The link of every device the router knows.
+    links: HashMap<UserId, HashMap<DeviceId, Link>>,
     /// Runtime partitions, each pair stored in sorted order.
     partitions: HashSet<(UserId, UserId)>,
     stats: NetworkStats,
+    pushes: Vec<Push<Envelope>>,
     next_conn: u64,
 }
 
 impl Inner {
-    fn device(&self, user: &UserId, device: &DeviceId) -> Option<&NetDevice> {
-        self.users.get(user)?.iter().find(|d| &d.id == device)
+    fn link(&self, user: &UserId, device: &DeviceId) -> Option<&Link> {
+        self.links.get(user)?.get(device)
     }
 
-    fn device_mut(&mut self, user: &UserId, device: &DeviceId) -> Option<&mut NetDevice> {
-        self.users
-            .get_mut(user)?
-            .iter_mut()
-            .find(|d| &d.id == device)
+    fn link_mut(&mut self, user: &UserId, device: &DeviceId) -> Option<&mut Link> {
+        self.links.get_mut(user)?.get_mut(device)
     }
 
+    /// Makes a device known (to the router, offline until [`sync`](Self::sync) connects it).
     fn register(&mut self, user: &UserId, device: &DeviceId) {
-        let devices = self.users.entry(user.clone()).or_default();
-        if !devices.iter().any(|d| &d.id == device) {
-            devices.push(NetDevice {
-                id: device.clone(),
-                link_up: true,
-                conn: None,
-                stored: Vec::new(),
-                token: None,
-            });
+        self.router.register(user, device);
+        self.links
+            .entry(user.clone())
+            .or_default()
+            .entry(device.clone())
+            .or_default();
+    }
+
+    /// Tells the router whether the device is connected (its link up and a client attached).
+    /// Returns whether it just became connected (its kept envelopes are due then).
+    fn sync(&mut self, user: &UserId, device: &DeviceId) -> bool {
+        let reachable = self.link(user, device).is_some_and(Link::reachable);
+        match (reachable, self.router.is_connected(user, device)) {
+            (true, false) => {
+                self.router.connect(user, device, device.clone(), None);
+                true
+            }
+            (false, true) => {
+                self.router.disconnect_device(user, device);
+                false
+            }
+            _ => false,
+        }
+    }
+
+    /// The router's clock now.
+    fn now(&self) -> Now {
+        Now {
+            at: Instant::now().into_std(),
+            unix_ms: self.unix_ms(),
         }
     }
 
@@ -120,65 +161,59 @@ impl Inner {
         self.partitions.contains(&ordered(a, b)) || self.plan.is_partitioned(a, b, elapsed)
     }
 
-    /// Hands a copy to the device's client now, or stores it if the device is unreachable.
+    /// Hands a copy to the device's client now, or keeps it if the device is not connected.
     fn deliver_now(&mut self, user: &UserId, device: &DeviceId, envelope: Envelope) {
-        let Some(dev) = self.device_mut(user, device) else {
-            self.stats.dropped += 1;
+        let conn = match self.link(user, device) {
+            Some(link) if self.router.is_connected(user, device) => link.conn.as_ref(),
+            _ => None,
+        };
+        let Some(conn) = conn else {
+            self.store(user, device, envelope);
             return;
         };
-        if dev.reachable() {
-            if let Some(conn) = &dev.conn {
-                match conn.tx.send(SignalEvent::Message(envelope)) {
-                    Ok(()) => {
-                        self.stats.delivered += 1;
-                        return;
-                    }
-                    Err(mpsc::error::SendError(event)) => {
-                        // The client is gone without closing: treat the device as offline.
-                        dev.conn = None;
-                        if let SignalEvent::Message(envelope) = event {
-                            self.store(user, device, envelope);
-                        }
-                        return;
-                    }
+        match conn.tx.send(SignalEvent::Message(envelope)) {
+            Ok(()) => self.stats.delivered += 1,
+            Err(mpsc::error::SendError(event)) => {
+                // The client is gone without closing: the device is offline.
+                if let Some(link) = self.link_mut(user, device) {
+                    link.conn = None;
+                }
+                self.sync(user, device);
+                if let SignalEvent::Message(envelope) = event {
+                    self.store(user, device, envelope);
                 }
             }
         }
-        self.store(user, device, envelope);
     }
 
-    /// Keeps a copy for an unreachable device, or drops it.
+    /// Keeps a copy that fell due for a device that is not connected (or drops it, for an
+    /// unknown device), per the router's offline queue.
     fn store(&mut self, user: &UserId, device: &DeviceId, envelope: Envelope) {
-        if !self.store_offline {
+        let now = self.now();
+        let header = Header::from(&envelope);
+        let held = self
+            .router
+            .hold(user, device, &header, envelope.clone(), now);
+        if held.kept == Kept::UnknownRecipient {
             self.stats.dropped += 1;
+            self.stats.expired_offline += held.expired as u64;
             return;
         }
-        if envelope.is_expired(self.unix_ms()) {
-            self.stats.expired_offline += 1;
-            return;
-        }
-        match self.device_mut(user, device) {
-            Some(d) => {
-                d.stored.push(envelope);
-                self.stats.stored_offline += 1;
-            }
-            None => self.stats.dropped += 1,
-        }
+        count_kept(&mut self.stats, held.kept, 1, held.expired);
     }
 
-    /// Sends the device's stored envelopes (not expired) through the fault plan.
+    /// Sends what the router kept for a device that just connected (in the order it was
+    /// sent; expired envelopes are removed) through the fault plan.
     fn flush_stored(&mut self, shared: &Shared, user: &UserId, device: &DeviceId) {
-        let stored = match self.device_mut(user, device) {
-            Some(d) if d.reachable() => std::mem::take(&mut d.stored),
-            _ => return,
-        };
-        let now_ms = self.unix_ms();
+        let now = self.now();
+        let mut stored = Vec::new();
+        let flushed = self.router.flush(user, device, now, |envelope| {
+            stored.push(envelope.clone());
+            true
+        });
+        self.stats.expired_offline += flushed.expired as u64;
         for envelope in stored {
-            if envelope.is_expired(now_ms) {
-                self.stats.expired_offline += 1;
-            } else {
-                self.transmit(shared, user, device, envelope);
-            }
+            self.transmit(shared, user, device, envelope);
         }
     }
 
@@ -220,35 +255,56 @@ impl Inner {
             self.stats.dropped += 1;
             return;
         }
-        let targets: Vec<(DeviceId, bool)> = match self.users.get(&envelope.to) {
-            Some(devices) => devices
-                .iter()
-                .filter(|d| envelope.to_device.as_ref().is_none_or(|only| &d.id == only))
-                .map(|d| (d.id.clone(), d.reachable()))
-                .collect(),
-            None => Vec::new(),
-        };
-        if targets.is_empty() {
-            self.stats.unknown_recipient += 1;
+        let now = self.now();
+        let header = Header::from(&envelope);
+        let addressed = self
+            .router
+            .devices(header.to)
+            .filter(|d| header.to_device.is_none_or(|only| *d == only))
+            .count();
+        // Without access links every connected addressed device is delivered to.
+        let Ok(Routed {
+            deliver,
+            kept,
+            expired,
+            push,
+            ..
+        }) = self.router.route(None, &header, envelope.clone(), now)
+        else {
             self.stats.dropped += 1;
             return;
+        };
+        let targets: Vec<DeviceId> = deliver.into_iter().cloned().collect();
+        count_kept(
+            &mut self.stats,
+            kept,
+            addressed.saturating_sub(targets.len()),
+            expired,
+        );
+        if let Some(push) = push {
+            self.pushes.push(push);
         }
         let user = envelope.to.clone();
-        for (device, reachable) in targets {
-            if reachable {
-                self.transmit(shared, &user, &device, envelope.clone());
+        let mut envelope = Some(envelope);
+        let last = targets.len().saturating_sub(1);
+        for (i, device) in targets.iter().enumerate() {
+            let copy = if i == last {
+                envelope.take()
             } else {
-                self.store(&user, &device, envelope.clone());
+                envelope.clone()
+            };
+            if let Some(copy) = copy {
+                self.transmit(shared, &user, device, copy);
             }
         }
     }
 
     /// Checks that connection `conn` is the device's live, online connection.
     fn check_conn(&self, conn: u64, user: &UserId, device: &DeviceId) -> Result<(), SignalError> {
-        match self.device(user, device) {
-            Some(d) => match &d.conn {
+        match self.link(user, device) {
+            Some(link) => match &link.conn {
                 Some(c) if c.id == conn => {
-                    if d.link_up {
+                    if link.up {
                         Ok(())
                     } else {
                         Err(SignalError::NotConnected)
@@ -271,9 +327,9 @@ impl Inner {
             user: user.clone(),
             device: device.clone(),
         };
-        let dev = self.device(user, device).ok_or_else(not_connected)?;
-        match &dev.conn {
-            Some(conn) if dev.link_up => conn.tx.send(event).map_err(|_| not_connected()),
+        let link = self.link(user, device).ok_or_else(not_connected)?;
+        match &link.conn {
+            Some(conn) if link.up => conn.tx.send(event).map_err(|_| not_connected()),
             _ => Err(not_connected()),
         }
     }
@@ -319,7 +375,12 @@ fn system_unix_ms() -> u64 {
 ///   [`register`](Self::register)ed but never connected) has its envelopes stored until their
 ///   lifetime ends (while [`set_store_offline`](Self::set_store_offline) is on, the default);
 ///   they go through the fault plan again when it is back. Envelopes for unknown users are
-///   dropped.
+///   dropped. The offline queue is the server's ([`Router`] with its default limits): a
+///   retransmission or duplicate of an envelope already kept is kept once, an envelope is kept
+///   for at most 10 minutes whatever its lifetime, and a user's queue holds 64 envelopes (a
+///   full queue gives up the oldest envelope of the sender holding the most).
+/// * An invite kept for a user with no device online is recorded as a push notification
+///   ([`pushes`](Self::pushes)), once per invite, as the server would send it.
 /// * Expiry uses [`unix_ms`](Self::unix_ms): the system time at creation plus the tokio time
 ///   elapsed since, so paused-clock tests age envelopes by advancing time.
 ///
@@ -349,13 +410,14 @@ impl MockNetwork {
             shared: Arc::new(Mutex::new(Inner {
                 rng: ChaCha8Rng::seed_from_u64(seed),
                 plan,
-                store_offline: true,
                 created: now,
                 anchor_ms: system_unix_ms(),
                 anchor_at: now,
-                users: HashMap::new(),
+                router: Router::new(mock_router_config()),
+                links: HashMap::new(),
                 partitions: HashSet::new(),
                 stats: NetworkStats::default(),
+                pushes: Vec::new(),
                 next_conn: 0,
             })),
         }
@@ -380,17 +442,19 @@ impl MockNetwork {
         inner.register(&user, &device);
         inner.next_conn += 1;
         let id = inner.next_conn;
-        if let Some(dev) = inner.device_mut(&user, &device) {
-            let first = if dev.link_up {
+        if let Some(link) = inner.link_mut(&user, &device) {
+            let first = if link.up {
                 LinkState::Connected
             } else {
                 OFFLINE_LINK_STATE
             };
             // The receiver is alive: it is returned below.
             let _ = tx.send(SignalEvent::Link(first));
-            dev.conn = Some(Conn { id, tx });
+            link.conn = Some(Conn { id, tx });
         }
-        inner.flush_stored(&self.shared, &user, &device);
+        if inner.sync(&user, &device) {
+            inner.flush_stored(&self.shared, &user, &device);
+        }
         drop(inner);
         MockSignalClient::new(self.clone(), user, device, id, rx)
     }
@@ -411,49 +475,47 @@ impl MockNetwork {
     pub fn set_online(&self, user: UserId, device: DeviceId, online: bool) {
         let mut inner = self.lock();
         inner.register(&user, &device);
-        let Some(dev) = inner.device_mut(&user, &device) else {
+        let Some(link) = inner.link_mut(&user, &device) else {
             return;
         };
-        if dev.link_up == online {
+        if link.up == online {
             return;
         }
-        dev.link_up = online;
-        if let Some(conn) = &dev.conn {
+        link.up = online;
+        if let Some(conn) = &link.conn {
             let state = if online {
                 LinkState::Connected
             } else {
                 OFFLINE_LINK_STATE
             };
             if conn.tx.send(SignalEvent::Link(state)).is_err() {
-                dev.conn = None;
+                link.conn = None;
             }
         }
-        if online {
+        if inner.sync(&user, &device) {
             inner.flush_stored(&self.shared, &user, &device);
         }
     }
 
     /// Whether the device has a connected client and its link is up.
     pub fn is_online(&self, user: &UserId, device: &DeviceId) -> bool {
-        self.lock()
-            .device(user, device)
-            .is_some_and(NetDevice::reachable)
+        self.lock().router.is_connected(user, device)
     }
 
     /// The registered devices of `user`, in registration order.
     pub fn devices(&self, user: &UserId) -> Vec<DeviceId> {
-        self.lock()
-            .users
-            .get(user)
-            .map(|ds| ds.iter().map(|d| d.id.clone()).collect())
-            .unwrap_or_default()
+        self.lock().router.devices(user).cloned().collect()
     }
 
     /// Number of envelopes stored for an offline device.
     pub fn stored(&self, user: &UserId, device: &DeviceId) -> usize {
-        self.lock()
-            .device(user, device)
-            .map_or(0, |d| d.stored.len())
+        self.lock().router.queued_for(user, device)
+    }
+
+    /// The push notifications so far: one per invite kept for a user with no device online,
+    /// in the order they were sent.
+    pub fn pushes(&self) -> Vec<Push<Envelope>> {
+        self.lock().pushes.clone()
     }
 
     /// Cuts `a` and `b` off from each other (both directions) until [`heal`](Self::heal).
@@ -476,9 +538,15 @@ impl MockNetwork {
         self.lock().plan = plan;
     }
 
-    /// Keeps (`true`, the default) or drops (`false`) envelopes for offline devices.
+    /// Keeps (`true`, the default) or drops (`false`) envelopes for offline devices from now
+    /// on (what is stored already stays).
     pub fn set_store_offline(&self, store: bool) {
-        self.lock().store_offline = store;
+        let per_user = if store {
+            mock_router_config().queue_per_user
+        } else {
+            0
+        };
+        self.lock().router.set_queue_per_user(per_user);
     }
 
     /// The counters so far.
@@ -492,7 +560,8 @@ impl MockNetwork {
     }
 
     /// Sets the network's wall clock: [`unix_ms`](Self::unix_ms) reads `unix_ms` now and
-    /// advances with tokio time from here.
+    /// advances with tokio time from here. Envelopes stored already keep the expiry they got
+    /// when they were stored (measured in tokio time).
     pub fn set_unix_ms(&self, unix_ms: u64) {
         let mut inner = self.lock();
         inner.anchor_ms = unix_ms;
@@ -526,8 +595,8 @@ impl MockNetwork {
     /// The token last passed to `renew_token` by the device's client.
     pub fn last_token(&self, user: &UserId, device: &DeviceId) -> Option<String> {
         self.lock()
-            .device(user, device)
-            .and_then(|d| d.token.clone())
+            .link(user, device)
+            .and_then(|link| link.token.clone())
     }
 
     pub(crate) fn client_send(
@@ -559,8 +628,8 @@ impl MockNetwork {
     ) -> Result<(), SignalError> {
         let mut inner = self.lock();
         inner.check_conn(conn, user, device)?;
-        if let Some(d) = inner.device_mut(user, device) {
-            d.token = Some(token);
+        if let Some(link) = inner.link_mut(user, device) {
+            link.token = Some(token);
         }
         Ok(())
     }
@@ -568,10 +637,11 @@ impl MockNetwork {
     /// Detaches connection `conn` from its device (if it is still the live one).
     pub(crate) fn client_detach(&self, conn: u64, user: &UserId, device: &DeviceId) {
         let mut inner = self.lock();
-        if let Some(d) = inner.device_mut(user, device) {
-            if d.conn.as_ref().is_some_and(|c| c.id == conn) {
-                d.conn = None;
+        if let Some(link) = inner.link_mut(user, device) {
+            if link.conn.as_ref().is_some_and(|c| c.id == conn) {
+                link.conn = None;
             }
         }
+        inner.sync(user, device);
     }
 }
