@@ -168,3 +168,17 @@ pub async fn queued_for_subscribers(cluster: &NatsCluster, via: usize) -> u64 {
         .map(|a| a.pending)
         .sum()
 }
+
+/// [`queued_for_subscribers`] once it equals `want`, or its last value after [`WAIT`]: a
+/// subscriber's PUBACK reaches the cluster a moment after the subscriber got the message, and
+/// the monitoring endpoint is the only way to see it land, so it is read every 50 ms.
+pub async fn queued_for_subscribers_settled(cluster: &NatsCluster, via: usize, want: u64) -> u64 {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let now = queued_for_subscribers(cluster, via).await;
+        if now == want || tokio::time::Instant::now() >= deadline {
+            return now;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
