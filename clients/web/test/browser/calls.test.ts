@@ -9,7 +9,7 @@
 import assert from "node:assert/strict";
 import { after, afterEach, before, describe, test } from "node:test";
 import { type ConnStats } from "./page.js";
-import { type Binaries, type Softphone, type WebPhone, World, binaries, netnsReason, skipReason } from "./harness.js";
+import { type Binaries, STEP_MS, type Softphone, type WebPhone, World, binaries, netnsReason, skipReason } from "./harness.js";
 
 const skip = skipReason() ?? netnsReason();
 if (skip !== undefined) console.log(`# SKIP browser tests: ${skip}`);
@@ -208,5 +208,29 @@ describe("browser end to end (Chromium against the Rust peers)", { skip: skip ??
       assert.deepEqual(members(bob, "carol"), ["-:Inviting", "Inviting:Ringing", "Ringing:Accepted"]);
       assert.deepEqual(members(carol, "bob"), ["-:Accepted"], "carol joins with bob in the call already");
       assert.deepEqual(await alice.media(), [], "the page's peer connections are closed after the call");
+    }));
+
+  test("demo --callee-web: alice (Rust) calls whoever signs in on the softphone page", { timeout: CASE_MS }, () =>
+    explained(async () => {
+      const demo = world.demo(["--callee-web", "--hold", "2s", "--timeout", "50s"]);
+      const { line } = await demo.waitLine(/^page: http:\/\//);
+      const url = line.replace(/^page: /, "").trim();
+      assert.match(url, /^http:\/\/127\.0\.0\.1:\d+\/\?user=web&device=browser&signin=1$/);
+      const page = await world.open(url, "softphone page web");
+      const incoming = page.getByTestId("incoming");
+      await incoming.waitFor({ state: "visible", timeout: STEP_MS });
+      assert.equal(await page.getByTestId("incoming-from").textContent(), "alice");
+      await page.getByTestId("accept").click({ timeout: STEP_MS });
+      await page.waitForFunction(() => document.body.dataset["callState"] === "connected", undefined, { timeout: STEP_MS });
+      await demo.waitLine(/^demo: OK /, 0, STEP_MS);
+      await page.waitForFunction(() => document.body.dataset["callState"] === "prepared", undefined, { timeout: STEP_MS });
+      const out = demo.lines.join("\n");
+      const video = (re: RegExp): number => Number(re.exec(out)?.[1] ?? 0);
+      assert.ok(video(/alice → web: (\d+) video frames/) > 0 && video(/web → alice: (\d+) video frames/) > 0, `no video both ways:\n${out}`);
+      const events = await page.getByTestId("events").innerText();
+      const states = [...events.matchAll(/state (\w+) -> (\w+) \((\w+)/g)].map((m) => `${m[2]}:${m[3]}`);
+      assert.deepEqual(states, ["prepared:none", "calling:remoteVideoCall", "connecting:localAccepted", "connected:recvRemoteFirstFrame", "prepared:remoteHangup"]);
+      const alice = [...out.matchAll(/alice +(\w+) → (\w+) +\((\w+)\)/g)].map((m) => `${m[2]}:${m[3]}`);
+      assert.deepEqual(alice, ["Prepared:None", "Calling:LocalVideoCall", "Connecting:RemoteAccepted", "Connected:RecvRemoteFirstFrame", "Prepared:LocalHangup"]);
     }));
 });

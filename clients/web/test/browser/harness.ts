@@ -17,6 +17,7 @@ import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { type BrowserContext, type Page, chromium } from "playwright-core";
 import type { CallErrorInfo, CallState, CallType } from "../../src/index.js";
+import { NETNS_ENV } from "./netns.js";
 import type { ConnStats } from "./page.js";
 
 /** clients/web (this file is dist/test/browser/harness.js). */
@@ -28,8 +29,6 @@ export const CHROMIUM = process.env["CALLAPI_CHROMIUM"] ?? "/usr/bin/chromium";
 /** How long one step (a state, a line, frames) may take. */
 export const STEP_MS = 20_000;
 
-/** Set (to "1") by run.ts in the network namespace it starts the suite in. */
-export const NETNS_ENV = "CALLAPI_BROWSER_NETNS";
 
 /** Why the browser tests cannot run here (before any namespace is involved), or `undefined`. */
 export function skipReason(): string | undefined {
@@ -67,6 +66,8 @@ function track(child: ChildProcess): ChildProcess {
 export interface Binaries {
   readonly server: string;
   readonly softphone: string;
+  /** The demo (`demo --callee-web` rings the softphone page). */
+  readonly demo: string;
 }
 
 /**
@@ -79,7 +80,7 @@ export function buildBinaries(): void {
   if (cargo.status === 0) {
     const build = spawnSync(
       "cargo",
-      ["build", "--quiet", "-p", "callapi-signal-ws", "--bin", "callapi-signal-server", "-p", "callapi-examples", "--bin", "softphone"],
+      ["build", "--quiet", "-p", "callapi-signal-ws", "--bin", "callapi-signal-server", "-p", "callapi-examples", "--bin", "softphone", "--bin", "demo"],
       { cwd: REPO_ROOT, stdio: ["ignore", "inherit", "inherit"], timeout: 20 * 60_000 },
     );
     if (build.status !== 0) throw new Error(`cargo build of callapi-signal-server and softphone failed (status ${build.status}, ${build.error?.message ?? "see above"})`);
@@ -89,9 +90,9 @@ export function buildBinaries(): void {
 /** The debug builds of `callapi-signal-server` and `softphone` in the workspace's target dir (`CARGO_TARGET_DIR` or `target/`). */
 export function binaries(): Binaries {
   const dir = path.join(process.env["CARGO_TARGET_DIR"] ?? path.join(REPO_ROOT, "target"), "debug");
-  const bins = { server: path.join(dir, "callapi-signal-server"), softphone: path.join(dir, "softphone") };
+  const bins = { server: path.join(dir, "callapi-signal-server"), softphone: path.join(dir, "softphone"), demo: path.join(dir, "demo") };
   for (const bin of Object.values(bins)) {
-    if (!existsSync(bin)) throw new Error(`${bin} is missing: build it with cargo build -p callapi-signal-ws --bin callapi-signal-server -p callapi-examples --bin softphone`);
+    if (!existsSync(bin)) throw new Error(`${bin} is missing: build it with cargo build -p callapi-signal-ws --bin callapi-signal-server -p callapi-examples --bin softphone --bin demo`);
   }
   return bins;
 }
@@ -288,6 +289,7 @@ export const CHROMIUM_ARGS = [
 export class World {
   private pages: Page[] = [];
   private phones: Softphone[] = [];
+  private procs: LineProcess[] = [];
 
   private constructor(
     private readonly tmp: string,
@@ -345,6 +347,25 @@ export class World {
     return new WebPhone(`page ${user}`, page);
   }
 
+  /** A page at `url` (another server's page, such as the softphone page), its errors printed as `name`'s. */
+  async open(url: string, name: string): Promise<Page> {
+    const page = await this.browser.newPage();
+    this.pages.push(page);
+    page.on("pageerror", (e) => console.error(`[${name}] ${e.message}`));
+    page.on("console", (m) => {
+      if (m.type() === "error" || m.type() === "warning") console.error(`[${name} console.${m.type()}] ${m.text()}`);
+    });
+    await page.goto(url, { timeout: STEP_MS });
+    return page;
+  }
+
+  /** `demo` with `args`, its output kept (ended with the test). */
+  demo(args: string[]): LineProcess {
+    const demo = new LineProcess("demo", spawn(this.bins.demo, args, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, RUST_LOG: "warn" } }));
+    this.procs.push(demo);
+    return demo;
+  }
+
   /** A Rust peer: `softphone --media webrtc` of `user` on `device`, once its link is up and it is prepared. */
   async softphone(user: string, device: string): Promise<Softphone> {
     const phone = new Softphone(
@@ -364,9 +385,10 @@ export class World {
   /** Closes the pages and ends the phones of one test. */
   async reset(): Promise<void> {
     await Promise.all(this.pages.map((p) => p.close()));
-    await Promise.all(this.phones.map((p) => p.stop()));
+    await Promise.all([...this.phones, ...this.procs].map((p) => p.stop()));
     this.pages = [];
     this.phones = [];
+    this.procs = [];
   }
 
   /** Ends everything. */

@@ -1,5 +1,6 @@
 //! Command-line flags of the demo.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -33,6 +34,7 @@ fn duration(s: &str) -> Result<Duration, humantime::DurationError> {
         cargo run --release -p callapi-examples --bin demo\n  \
         cargo run --release -p callapi-examples --bin demo -- --backend mqtt --audio-only\n  \
         cargo run --release -p callapi-examples --bin demo -- --calls 20\n  \
+        cargo run --release -p callapi-examples --bin demo -- --callee-web\n  \
         cargo run --release -p callapi-examples --bin demo -- --server ws://127.0.0.1:8765 --secret-file secret.txt"
 )]
 pub struct Args {
@@ -102,9 +104,36 @@ pub struct Args {
     #[arg(long, value_name = "DURATION", value_parser = duration)]
     pub answer_after: Option<Duration>,
 
-    /// Give up (exit 1) if the whole demo has not finished within this time.
-    #[arg(long, value_name = "DURATION", value_parser = duration, default_value = "30s")]
-    pub timeout: Duration,
+    /// Give up (exit 1) if the whole demo has not finished within this time
+    /// [default: 30s; 10m with --callee-web, which waits for a person].
+    #[arg(long, value_name = "DURATION", value_parser = duration)]
+    pub timeout: Option<Duration>,
+
+    /// alice calls the web softphone page instead of bob: the in-process server serves the
+    /// page and development tokens (`--web --dev-tokens`, loopback only), the demo prints the
+    /// page's URL, waits until someone signs in there as --web-user, and alice calls them
+    /// (accept on the page; alice hangs up after --hold, or the page does).
+    #[arg(long, conflicts_with_all = ["server", "group", "broker"])]
+    pub callee_web: bool,
+
+    /// With --callee-web: the user the printed URL signs in as, whom alice calls.
+    #[arg(
+        long,
+        value_name = "USER",
+        default_value = "web",
+        requires = "callee_web"
+    )]
+    pub web_user: String,
+
+    /// With --callee-web: where the server (page and signaling) listens. Keep it on loopback:
+    /// its development tokens are handed to anyone who asks.
+    #[arg(
+        long,
+        value_name = "ADDR",
+        default_value = "127.0.0.1:0",
+        requires = "callee_web"
+    )]
+    pub web_listen: SocketAddr,
 
     /// A group call instead: alice calls these users at once (comma-separated, e.g.
     /// `bob,carol`); each accepts when it rings. Media is a WebRTC full mesh.
@@ -164,8 +193,20 @@ impl Args {
         Ok(())
     }
 
+    /// The whole demo's limit.
+    pub fn timeout(&self) -> Duration {
+        self.timeout.unwrap_or(if self.callee_web {
+            Duration::from_secs(600)
+        } else {
+            Duration::from_secs(30)
+        })
+    }
+
     /// How long each call is held.
     pub fn hold(&self) -> Duration {
+        if self.callee_web && self.hold.is_none() {
+            return Duration::from_secs(20);
+        }
         self.hold.unwrap_or(if self.calls > 1 {
             Duration::from_millis(300)
         } else {
@@ -192,6 +233,19 @@ impl Args {
         }
         if !self.group.is_empty() {
             self.validate_group()?;
+        }
+        if self.callee_web {
+            if self.backend != BackendKind::Ws {
+                return Err("--callee-web: the page speaks WebSocket: use --backend ws".into());
+            }
+            if self.calls != 1 {
+                return Err("--callee-web places one call: drop --calls".into());
+            }
+            callapi_core::protocol::UserId::new(self.web_user.as_str())
+                .map_err(|e| format!("--web-user {:?} is not a user id: {e}", self.web_user))?;
+            if self.web_user == "alice" {
+                return Err("--web-user: alice places the call; name another user".into());
+            }
         }
         if self.server.is_some() && self.secret.is_none() && self.secret_file.is_none() {
             return Err(

@@ -128,16 +128,29 @@ impl Backend {
                 }
                 None => {
                     let secret = random_secret();
-                    let listen = "127.0.0.1:0"
-                        .parse()
-                        .map_err(|_| DemoError::Setup("loopback address".into()))?;
-                    let server = SignalServer::start(ServerConfig::new(listen, secret.clone()))
-                        .await
-                        .map_err(|e| DemoError::Setup(format!("signaling server: {e}")))?;
+                    let listen = if args.callee_web {
+                        args.web_listen
+                    } else {
+                        "127.0.0.1:0"
+                            .parse()
+                            .map_err(|_| DemoError::Setup("loopback address".into()))?
+                    };
+                    let mut config = ServerConfig::new(listen, secret.clone());
+                    // --callee-web: the softphone page at `/` and `POST /dev/token`.
+                    config.web.enabled = args.callee_web;
+                    config.web.dev_tokens = args.callee_web;
+                    let server = SignalServer::start(config).await.map_err(|e| {
+                        DemoError::Setup(format!("signaling server on {listen}: {e}"))
+                    })?;
                     let url = server.url();
+                    let web = if args.callee_web {
+                        " with the web softphone page and development tokens"
+                    } else {
+                        ""
+                    };
                     Ok(Self {
                         description: format!(
-                            "WebSocket, callapi-signal-server started in-process on {url}"
+                            "WebSocket, callapi-signal-server started in-process on {url}{web}"
                         ),
                         inner: Inner::Ws {
                             url,
@@ -245,6 +258,28 @@ impl Backend {
                 (CallApi::new(config, signal, media), LinkWait(None))
             }
         })
+    }
+
+    /// The web softphone page's URL (`http://ADDR/`), when this process serves it.
+    pub fn page_url(&self) -> Option<String> {
+        match &self.inner {
+            Inner::Ws {
+                server: Some(server),
+                ..
+            } => Some(format!("http://{}/", server.local_addr())),
+            _ => None,
+        }
+    }
+
+    /// How many users have a device connected, when the server runs in this process.
+    pub fn users_online(&self) -> Option<usize> {
+        match &self.inner {
+            Inner::Ws {
+                server: Some(server),
+                ..
+            } => Some(server.stats().users),
+            _ => None,
+        }
     }
 
     /// Stops what the demo started (the embedded MQTT broker lives until the process exits).

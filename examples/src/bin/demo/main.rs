@@ -6,6 +6,7 @@
 //! cargo run --release -p callapi-examples --bin demo -- --backend mock --audio-only
 //! cargo run --release -p callapi-examples --bin demo -- --calls 20   # with a latency summary
 //! cargo run --release -p callapi-examples --bin demo -- --group bob,carol --add dave --leave carol
+//! cargo run --release -p callapi-examples --bin demo -- --callee-web  # alice calls a browser
 //! ```
 //!
 //! alice calls bob through the chosen signaling backend: invite → ringing → accept → first frames
@@ -13,7 +14,9 @@
 //! they happen, then the timing diagnostics of both sides and the media that flowed. With
 //! `--group`, alice calls several users at once instead (a WebRTC full mesh), `--add` users
 //! are invited mid-call and `--leave` members quit mid-call; every member's state and member
-//! changes are printed, then a media table per pair of members. Exits 0 on
+//! changes are printed, then a media table per pair of members. With `--callee-web`, the
+//! server also serves the web softphone page: the demo prints its URL and alice calls whoever
+//! signs in there (see `web_callee.rs`). Exits 0 on
 //! success, 1 with a message on failure (including the global `--timeout`, 30 s by default),
 //! 2 on bad flags.
 
@@ -26,6 +29,7 @@ mod progress;
 mod report;
 mod scenario;
 mod side;
+mod web_callee;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -63,7 +67,7 @@ fn main() -> ExitCode {
     };
     let code = runtime.block_on(async {
         let progress = Progress::new(args.calls);
-        let outcome = tokio::time::timeout(args.timeout, scenario::run(&args, &progress)).await;
+        let outcome = tokio::time::timeout(args.timeout(), scenario::run(&args, &progress)).await;
         progress.finish();
         match outcome {
             Ok(Ok(())) => ExitCode::SUCCESS,
@@ -75,7 +79,7 @@ fn main() -> ExitCode {
                 eprintln!(
                     "demo failed: timed out after {} while {} (raise --timeout, or see \
                      RUST_LOG=info for what the backend was doing)",
-                    humantime::format_duration(args.timeout),
+                    humantime::format_duration(args.timeout()),
                     progress.current()
                 );
                 ExitCode::FAILURE

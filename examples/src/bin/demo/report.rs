@@ -179,6 +179,18 @@ pub fn timing_table(caller: &CallTimings, callee: &CallTimings) -> Vec<String> {
     lines
 }
 
+/// One side's call timings (diagnostics): `who` and what its clock starts at.
+pub fn timing_column(who: &str, since: &str, t: &CallTimings) -> Vec<String> {
+    let mut lines = vec![
+        format!("timings (ms from the call's start — {who}: {since})"),
+        format!("  {:<28} {:>15}", "milestone", who),
+    ];
+    for (name, d) in milestones(t) {
+        lines.push(format!("  {name:<28} {:>15}", ms(d)));
+    }
+    lines
+}
+
 /// The frames and packets that flowed each way, from both engines' counters.
 pub fn media_table(alice: &MediaCounts, bob: &MediaCounts, video: bool) -> Vec<String> {
     let mut lines = vec![

@@ -39,6 +39,9 @@ pub async fn run(args: &Args, progress: &Progress) -> Result<(), DemoError> {
     if !args.group.is_empty() {
         return crate::group::run(args, progress).await;
     }
+    if args.callee_web {
+        return crate::web_callee::run(args, progress).await;
+    }
     let call_type = if args.audio_only {
         CallType::Audio
     } else {

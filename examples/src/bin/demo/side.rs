@@ -51,6 +51,16 @@ impl Side {
     /// Waits for this side's next change to `want`. A call that ends first (back to
     /// `Prepared`, or `Failed`) is an error that names its reason.
     pub async fn until(&mut self, call: u32, want: CallState) -> Result<StateChange, DemoError> {
+        self.until_within(call, want, STEP_TIMEOUT).await
+    }
+
+    /// [`until`](Self::until), waiting at most `limit` (a person's step takes longer).
+    pub async fn until_within(
+        &mut self,
+        call: u32,
+        want: CallState,
+        limit: Duration,
+    ) -> Result<StateChange, DemoError> {
         let name = self.name;
         let wait = async {
             while let Some(n) = self.events.recv().await {
@@ -81,16 +91,14 @@ impl Side {
                 message: format!("{name}: the call API stopped"),
             })
         };
-        timeout(STEP_TIMEOUT, wait)
-            .await
-            .map_err(|_| DemoError::Call {
-                call,
-                message: format!(
-                    "{name}: no {want:?} within {}s (state {:?})",
-                    STEP_TIMEOUT.as_secs(),
-                    self.api.state()
-                ),
-            })?
+        timeout(limit, wait).await.map_err(|_| DemoError::Call {
+            call,
+            message: format!(
+                "{name}: no {want:?} within {}s (state {:?})",
+                limit.as_secs(),
+                self.api.state()
+            ),
+        })?
     }
 
     pub fn counts(&self) -> Option<MediaCounts> {
