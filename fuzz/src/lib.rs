@@ -44,16 +44,7 @@ pub struct ArbMember {
 
 impl ArbMember {
     fn build(&self) -> Member {
-        let state = [
-            MemberState::Inviting,
-            MemberState::Ringing,
-            MemberState::Accepted,
-            MemberState::Rejected,
-            MemberState::Busy,
-            MemberState::Timeout,
-            MemberState::Cancelled,
-            MemberState::Left,
-        ][usize::from(self.state) % 8];
+        let state = MemberState::ALL[usize::from(self.state) % MemberState::ALL.len()];
         let mut m = Member::new(user(self.user), state, u64::from(self.seq % 8));
         m.device = self.device.map(device);
         m.until_ms = self
