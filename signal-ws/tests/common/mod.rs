@@ -30,6 +30,8 @@ use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
+pub mod fleet;
+
 /// The tests' token secret.
 pub const SECRET: &[u8] = b"signal-ws-test-secret-0123456789";
 
@@ -509,6 +511,23 @@ impl Device {
             Ok(n) => n,
             Err(err) => panic!(
                 "{}/{}: no {what}: {err}; log: {:#?}",
+                self.user, self.device, self.log
+            ),
+        }
+    }
+
+    /// [`wait_for`](Self::wait_for) with its own bound (what crosses processes and NATS).
+    pub async fn wait_for_within(
+        &mut self,
+        what: &str,
+        within: Duration,
+        pred: impl FnMut(&Notification) -> bool,
+    ) -> Notification {
+        let (stream, log) = (&mut self.stream, &mut self.log);
+        match next_matching(stream, within, |n| log.push(n.clone()), pred).await {
+            Ok(n) => n,
+            Err(err) => panic!(
+                "{}/{}: no {what} within {within:?}: {err}; log: {:#?}",
                 self.user, self.device, self.log
             ),
         }

@@ -156,10 +156,28 @@ impl Fleet {
             .map(|u| u.parse::<ServerAddr>())
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| connect_err(format!("bad URL: {e}")))?;
+        // Every (re)connection to a NATS server is announced here: after a reconnect the node
+        // reads the queues of the users it holds (what was kept while its subscriptions were
+        // gone from the cluster).
+        let (connected_tx, connected_rx) = mpsc::channel::<()>(4);
         let mut options = ConnectOptions::new()
             .name(format!("callapi-signal-server {}", config.node))
             .connection_timeout(config.connect_timeout)
-            .max_reconnects(None);
+            .max_reconnects(None)
+            .event_callback(move |event| {
+                let tx = connected_tx.clone();
+                async move {
+                    match event {
+                        async_nats::Event::Connected => {
+                            let _ = tx.try_send(());
+                        }
+                        async_nats::Event::Disconnected => {
+                            tracing::warn!("lost the NATS connection; reconnecting");
+                        }
+                        other => tracing::debug!(%other, "NATS event"),
+                    }
+                }
+            });
         if let (Some(user), Some(pass)) = (&config.user, &config.password) {
             options = options.user_and_password(user.clone(), pass.clone());
         }
@@ -190,8 +208,9 @@ impl Fleet {
         });
         let weak = Arc::downgrade(&fleet);
         let a = tokio::spawn(outbound(weak.clone(), out_rx)).abort_handle();
-        let b = tokio::spawn(answers(weak, replies)).abort_handle();
-        lock(&fleet.tasks).extend([a, b]);
+        let b = tokio::spawn(answers(weak.clone(), replies)).abort_handle();
+        let c = tokio::spawn(reconnects(weak, connected_rx)).abort_handle();
+        lock(&fleet.tasks).extend([a, b, c]);
         tracing::info!(node = %config.node, %urls, "joined the fleet");
         Ok(fleet)
     }
@@ -415,6 +434,30 @@ impl Fleet {
         }
     }
 
+    /// Connected to a NATS server (again): while this node was away, its users' subscriptions
+    /// were gone from the cluster, so what was sent to them was kept (or will be, by nodes
+    /// still waiting for answers). Reads every held user's queue once the subscriptions are
+    /// back in place.
+    async fn on_connected(&self) {
+        let users: Vec<UserId> = lock(&self.held)
+            .iter()
+            .filter(|(_, h)| h.ready.load(Ordering::Acquire))
+            .map(|(u, _)| u.clone())
+            .collect();
+        if users.is_empty() {
+            return;
+        }
+        // The client sends its subscriptions again before this flush completes.
+        let _ = self.client.flush().await;
+        tracing::info!(
+            users = users.len(),
+            "connected to NATS again; reading the held users' offline queues"
+        );
+        for user in users {
+            self.replay(&user, None).await;
+        }
+    }
+
     /// Hands the unexpired envelopes kept for `user` to its devices here (or to `only`), and
     /// deletes what was delivered or expired.
     async fn replay(&self, user: &UserId, only: Option<&DeviceId>) {
@@ -486,6 +529,14 @@ async fn answers(fleet: Weak<Fleet>, mut replies: Subscriber) {
                 fleet.sweep_pending().await;
             }
         }
+    }
+}
+
+/// After each (re)connection to NATS, reads the queues of the users held here.
+async fn reconnects(fleet: Weak<Fleet>, mut connected: mpsc::Receiver<()>) {
+    while connected.recv().await.is_some() {
+        let Some(fleet) = fleet.upgrade() else { break };
+        fleet.on_connected().await;
     }
 }
 
