@@ -257,11 +257,7 @@ impl Inner {
         }
         let now = self.now();
         let header = Header::from(&envelope);
-        let addressed = self
-            .router
-            .devices(header.to)
-            .filter(|d| header.to_device.is_none_or(|only| *d == only))
-            .count();
+        let addressed = self.router.addressed_devices(&header);
         // Without access links every connected addressed device is delivered to.
         let Ok(Routed {
             deliver,

@@ -342,11 +342,7 @@ impl SimNetwork {
         }
         let clock = self.now(now);
         let header = Header::from(&envelope);
-        let addressed = self
-            .router
-            .devices(header.to)
-            .filter(|d| header.to_device.is_none_or(|only| *d == only))
-            .count();
+        let addressed = self.router.addressed_devices(&header);
         // Without access links every connected addressed device is delivered to.
         let Ok(routed) = self.router.route(None, &header, envelope.clone(), clock) else {
             self.stats.dropped += 1;

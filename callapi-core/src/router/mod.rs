@@ -450,6 +450,13 @@ impl<C: PartialEq, M: Clone> Router<C, M> {
         self.registry.devices(user).iter().map(|d| &d.id)
     }
 
+    /// How many known devices `header` addresses: every device of `to`, or only `to_device`.
+    pub fn addressed_devices(&self, header: &Header<'_>) -> usize {
+        self.devices(header.to)
+            .filter(|d| header.to_device.is_none_or(|only| *d == only))
+            .count()
+    }
+
     /// Envelopes kept that `device` of `user` would be offered if it connected now.
     pub fn queued_for(&self, user: &UserId, device: &DeviceId) -> usize {
         self.queue.queued_for(user, device)
