@@ -66,6 +66,35 @@
 //!
 //! With the core's `CallApi`, use a supervised client instead:
 //! `CallApi::new(config, WsSignalClient::connect(url, identity, token_provider)?, media)`.
+//!
+//! # Running a fleet
+//!
+//! Several servers become one service by sharing routing through a NATS cluster with
+//! JetStream on ([`ServerConfig::with_fleet`] and a [`FleetConfig`](server::FleetConfig);
+//! `callapi-signal-server serve --nats nats://h1:4222,nats://h2:4222 --node n1`). Without a
+//! fleet a server routes alone, exactly as above.
+//!
+//! * **Topology**: each node keeps its own WebSocket connections; clients connect to any node
+//!   and are given every node ([`WsTransport::with_failover`]) or a load balancer. Nodes never
+//!   talk to each other except through NATS; clients never talk to NATS.
+//! * **Subjects**: a node subscribes to `callapi.fleet.user.<user>` only while it holds one of
+//!   that user's devices (no broadcast to every node; ids are escaped into one subject token).
+//!   The node an envelope comes in on checks its sender against the token before anything
+//!   reaches NATS, delivers it to its own devices of `to`, and publishes it on `to`'s subject.
+//!   Only the servers' NATS user may publish or subscribe under `callapi.fleet.>`.
+//! * **Offline users**: an envelope no node could deliver is kept in the JetStream stream
+//!   `CALLAPI_FLEET_QUEUE` (subject `callapi.fleet.queue.<user>`, replicated
+//!   [`FleetConfig::replicas`](server::FleetConfig::replicas) times), bounded by its lifetime and
+//!   the offline-queue limits; the node that a device of that user reaches delivers what is
+//!   still alive, right after subscribing (a live envelope sent meanwhile can overtake it). The
+//!   push for an invite fires once across the fleet (a retransmission is a JetStream duplicate).
+//! * **A server node dies** (even `kill -9`): its clients fail over to another node within their
+//!   reconnect schedule and their calls go on; what was sent to them meanwhile is in JetStream
+//!   and reaches them there. Nothing acknowledged is lost.
+//! * **A NATS node dies**: each server's NATS client reconnects to another URL within seconds,
+//!   re-subscribes and reads its users' queues again; no device reconnects.
+//! * **Limits** stay per connection; the per-user connection limit is counted per node (a
+//!   fleet-wide count would put a round trip to shared state in front of every connect).
 
 pub mod auth;
 pub mod client;

@@ -11,7 +11,7 @@
 //! | `callapi_signal_envelopes_received_total` | counter | valid envelopes received from clients |
 //! | `callapi_signal_envelopes_relayed_total` | counter | envelope copies handed to a device's socket |
 //! | `callapi_signal_envelopes_queued_total` | counter | envelopes put in an offline queue |
-//! | `callapi_signal_envelopes_dropped_total` | counter | `reason`: `expired`, `queue_full`, `slow_consumer`, `rate_limited`, `invalid`, `spoofed`, `out_of_scope` |
+//! | `callapi_signal_envelopes_dropped_total` | counter | `reason`: `expired`, `queue_full`, `slow_consumer`, `rate_limited`, `invalid`, `spoofed`, `out_of_scope`; on a fleet node also `fleet_backlog` (more than 8,192 envelopes waiting to be published on NATS), `fleet_bus` (a NATS publish failed), `fleet_queue` (JetStream refused to keep an envelope); the sender retransmits each |
 //! | `callapi_signal_auth_failures_total` | counter | `reason`: `missing`, `malformed`, `bad_signature`, `expired`, `invalid_claims`, `device_mismatch` |
 //! | `callapi_signal_limit_hits_total` | counter | `limit`: `frame_size`, `rate`, `rate_close`, `connections_per_user`, `pending_handshakes`, `offline_queue`, `push_backlog` |
 //! | `callapi_signal_keepalive_drops_total` | counter | sockets dropped for silence |
