@@ -10,6 +10,7 @@
 mod churn;
 mod common;
 mod core;
+mod fleet;
 mod group;
 mod media;
 mod memory;
@@ -40,7 +41,7 @@ struct Args {
     #[arg(long)]
     json: Option<PathBuf>,
     /// Run only these figures (comma-separated: core, setup, throughput, relay, memory, media,
-    /// group, churn).
+    /// group, churn, fleet).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Internal: run a signal server and print its URL (the memory figure's child process).
@@ -67,6 +68,7 @@ struct Plan {
     idle_machines: usize,
     media_calls: usize,
     group_calls: usize,
+    fleet_calls: usize,
 }
 
 impl Plan {
@@ -87,6 +89,7 @@ impl Plan {
                 idle_machines: 10_000,
                 media_calls: 10,
                 group_calls: 20,
+                fleet_calls: 100,
             }
         } else {
             Self {
@@ -104,6 +107,7 @@ impl Plan {
                 idle_machines: 100_000,
                 media_calls: 20,
                 group_calls: 100,
+                fleet_calls: 1_000,
             }
         }
     }
@@ -204,6 +208,13 @@ fn main() -> Res<()> {
                 plan.churn_rounds,
             )
             .await?;
+        }
+        if wants("fleet") {
+            eprintln!(
+                "[{:6.1} s] figure 9: call setup across fleet nodes vs within one ...",
+                started.elapsed().as_secs_f64()
+            );
+            fleet::run(&mut report, plan.fleet_calls).await?;
         }
         Ok::<_, common::BoxError>(())
     })?;

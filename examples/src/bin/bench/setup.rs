@@ -2,14 +2,14 @@
 //! as it rings) against the transport floor (a raw envelope A→B→A over the same transport and
 //! server, no call machine), per backend: ws, mqtt (Mosquitto), mock.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use callapi_core::call::{CallConfig, CallState, Notification, PrepareConfig};
 use callapi_core::connection::{Identity, LinkEvent, Supervisor, Transport, TransportLink};
 use callapi_core::media::NoMedia;
 use callapi_core::protocol::{CallType, DeviceId, UserId};
 use callapi_core::signal::{SignalClient, SignalEvent};
-use callapi_core::CallApi;
+use callapi_core::{CallApi, NotificationStream};
 use callapi_signal_mock::{FaultPlan, MockNetwork};
 use callapi_signal_mqtt::{MqttConfig, MqttTransport};
 use callapi_signal_ws::{WsSignalClient, WsTransport};
@@ -20,7 +20,7 @@ use crate::report::{verdict, Report};
 use crate::stats::{round3, us, Samples};
 
 /// Calls (and floor round trips) discarded before measuring.
-const WARMUP: usize = 20;
+pub(crate) const WARMUP: usize = 20;
 
 /// Users of the figure (and their MQTT passwords).
 pub const MQTT_USERS: &[(&str, &str)] = &[
@@ -46,22 +46,8 @@ pub async fn run(report: &mut Report, calls: usize) -> Res<()> {
                 .await?;
             link_floor(a, b, calls).await?
         };
-        let alice = CallApi::new(
-            CallConfig::new(UserId::new("alice")?, DeviceId::new("a1")?).with_seed(1),
-            WsSignalClient::start(
-                WsTransport::new(&url)?,
-                supervised(identity("alice", "a1")?, credentials("alice")),
-            ),
-            NoMedia,
-        );
-        let bob = CallApi::new(
-            CallConfig::new(UserId::new("bob")?, DeviceId::new("b1")?).with_seed(2),
-            WsSignalClient::start(
-                WsTransport::new(&url)?,
-                supervised(identity("bob", "b1")?, credentials("bob")),
-            ),
-            NoMedia,
-        );
+        let alice = ws_api(&url, "alice", "a1", 1)?;
+        let bob = ws_api(&url, "bob", "b1", 2)?;
         let setup = calls_setup(alice, bob, calls, true, None).await?.samples;
         record(report, "ws", &setup, &floor, calls);
         server.shutdown().await;
@@ -143,6 +129,19 @@ pub async fn run(report: &mut Report, calls: usize) -> Res<()> {
         );
     }
     Ok(())
+}
+
+/// A `NoMedia` call API for `user`/`device` (call seed `seed`) on the ws server at `url`,
+/// supervised with a token minted for `user`.
+pub(crate) fn ws_api(url: &str, user: &str, device: &str, seed: u64) -> Res<CallApi> {
+    Ok(CallApi::new(
+        CallConfig::new(UserId::new(user)?, DeviceId::new(device)?).with_seed(seed),
+        WsSignalClient::start(
+            WsTransport::new(url)?,
+            supervised(identity(user, device)?, credentials(user)),
+        ),
+        NoMedia,
+    ))
 }
 
 /// One run of the mock figure.
@@ -266,6 +265,77 @@ struct Timed {
     sent_per_setup: f64,
 }
 
+/// A caller and a callee that accepts as soon as it rings, both prepared: one
+/// [`time_call`](Self::time_call) is one call setup as figure 1 measures it.
+pub(crate) struct CallPair {
+    caller: CallApi,
+    callee: CallApi,
+    callee_user: String,
+    caller_stream: NotificationStream,
+    callee_state: tokio::sync::watch::Receiver<CallState>,
+    answering: tokio::task::JoinHandle<()>,
+}
+
+impl CallPair {
+    /// Waits for both links (when `supervised`), prepares both and starts the callee's
+    /// answering task; `callee_user` is whom the caller calls.
+    pub(crate) async fn start(
+        caller: CallApi,
+        callee: CallApi,
+        callee_user: &str,
+        supervised: bool,
+    ) -> Res<Self> {
+        let caller_stream = caller.subscribe();
+        let mut callee_stream = callee.subscribe();
+        if supervised {
+            wait_linked(&caller).await?;
+            wait_linked(&callee).await?;
+        }
+        caller.prepare(PrepareConfig::new("caller-room")).await?;
+        callee.prepare(PrepareConfig::new("callee-room")).await?;
+        // The callee: accept on ringing.
+        let answerer = callee.clone();
+        let answering = tokio::spawn(async move {
+            while let Some(n) = callee_stream.recv().await {
+                if matches!(&n, Notification::StateChanged(c) if c.state == CallState::Calling) {
+                    let _ = answerer.accept().await;
+                }
+            }
+        });
+        let callee_state = callee.state_watch();
+        Ok(Self {
+            caller,
+            callee,
+            callee_user: callee_user.to_owned(),
+            caller_stream,
+            callee_state,
+            answering,
+        })
+    }
+
+    /// One call: `call()` → the caller's `Connected` (the time returned), then hang up and
+    /// wait for both to be `Prepared` again (not timed).
+    pub(crate) async fn time_call(&mut self) -> Res<Duration> {
+        let t0 = Instant::now();
+        self.caller
+            .call(self.callee_user.as_str(), CallType::Video)
+            .await?;
+        wait_state(&mut self.caller_stream, CallState::Connected).await?;
+        let took = t0.elapsed();
+        self.caller.hangup(None).await?;
+        wait_state(&mut self.caller_stream, CallState::Prepared).await?;
+        wait_watch(&mut self.callee_state, CallState::Prepared).await?;
+        Ok(took)
+    }
+
+    /// Stops the answering task and shuts both down.
+    pub(crate) async fn shutdown(self) {
+        self.answering.abort();
+        let _ = self.caller.shutdown().await;
+        let _ = self.callee.shutdown().await;
+    }
+}
+
 /// `n` sequential calls alice → bob; bob accepts as soon as it rings. Times `call()` to
 /// alice's `Connected`; `sent` (if given) counts the envelopes the network carried so far.
 async fn calls_setup(
@@ -275,45 +345,18 @@ async fn calls_setup(
     supervised: bool,
     sent: Option<&dyn Fn() -> u64>,
 ) -> Res<Timed> {
-    let mut a_stream = alice.subscribe();
-    let mut b_stream = bob.subscribe();
-    if supervised {
-        wait_linked(&alice).await?;
-        wait_linked(&bob).await?;
-    }
-    alice.prepare(PrepareConfig::new("alice-room")).await?;
-    bob.prepare(PrepareConfig::new("bob-room")).await?;
-
-    // The callee: accept on ringing.
-    let callee = bob.clone();
-    let answering = tokio::spawn(async move {
-        while let Some(n) = b_stream.recv().await {
-            if matches!(&n, Notification::StateChanged(c) if c.state == CallState::Calling) {
-                let _ = callee.accept().await;
-            }
-        }
-    });
-
-    let mut bob_state = bob.state_watch();
+    let mut pair = CallPair::start(alice, bob, "bob", supervised).await?;
     let mut samples = Vec::with_capacity(n);
     let mut sent_in_setup = 0;
     for i in 0..n + WARMUP {
         let sent_before = sent.map_or(0, |f| f());
-        let t0 = Instant::now();
-        alice.call("bob", CallType::Video).await?;
-        wait_state(&mut a_stream, CallState::Connected).await?;
-        let took = t0.elapsed();
+        let took = pair.time_call().await?;
         if i >= WARMUP {
             samples.push(took);
             sent_in_setup += sent.map_or(0, |f| f()) - sent_before;
         }
-        alice.hangup(None).await?;
-        wait_state(&mut a_stream, CallState::Prepared).await?;
-        wait_watch(&mut bob_state, CallState::Prepared).await?;
     }
-    answering.abort();
-    let _ = alice.shutdown().await;
-    let _ = bob.shutdown().await;
+    pair.shutdown().await;
     Ok(Timed {
         samples: Samples::new(samples),
         sent_per_setup: sent_in_setup as f64 / n.max(1) as f64,
