@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use callapi_signal_mock::nats_cluster::{NatsCluster, NatsClusterConfig};
+use callapi_signal_ws::server::FleetConfig;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
 
@@ -32,18 +33,13 @@ pub const NATS_FAILOVER_WAIT: Duration = Duration::from_secs(30);
 /// Pause between two polls of something another process changes.
 pub const POLL: Duration = Duration::from_millis(50);
 
-/// The `authorization` block every NATS node gets.
+/// The `authorization` block every NATS node gets: the servers' user as the fleet documents it,
+/// and an app user denied the fleet's subjects.
 pub fn nats_authorization() -> String {
     format!(
         r#"authorization {{
   users = [
-    {{
-      user: "{SERVER_USER}", password: "{SERVER_PASSWORD}",
-      permissions: {{
-        publish: {{ allow: ["callapi.fleet.>", "$JS.API.>", "_INBOX.>"] }},
-        subscribe: {{ allow: ["callapi.fleet.>", "_INBOX.>"] }}
-      }}
-    }},
+    {},
     {{
       user: "{OTHER_USER}", password: "{OTHER_PASSWORD}",
       permissions: {{
@@ -52,7 +48,8 @@ pub fn nats_authorization() -> String {
       }}
     }}
   ]
-}}"#
+}}"#,
+        FleetConfig::nats_server_user(SERVER_USER, SERVER_PASSWORD)
     )
 }
 

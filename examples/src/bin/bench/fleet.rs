@@ -23,17 +23,8 @@ const SERVER_PASSWORD: &str = "bench-server-secret-0123";
 /// subjects, JetStream's API and inboxes, nothing else.
 fn nats_authorization() -> String {
     format!(
-        r#"authorization {{
-  users = [
-    {{
-      user: "{SERVER_USER}", password: "{SERVER_PASSWORD}",
-      permissions: {{
-        publish: {{ allow: ["callapi.fleet.>", "$JS.API.>", "_INBOX.>"] }},
-        subscribe: {{ allow: ["callapi.fleet.>", "_INBOX.>"] }}
-      }}
-    }}
-  ]
-}}"#
+        "authorization {{ users = [ {} ] }}",
+        FleetConfig::nats_server_user(SERVER_USER, SERVER_PASSWORD)
     )
 }
 

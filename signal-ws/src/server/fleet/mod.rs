@@ -94,6 +94,34 @@ impl FleetConfig {
         }
     }
 
+    /// The entry of the servers' NATS user for nats-server's `authorization { users = [ ... ] }`
+    /// block: it may publish on `callapi.fleet.>`, `$JS.API.>` (the offline queue) and
+    /// `_INBOX.>`, and subscribe to `callapi.fleet.>` and `_INBOX.>`; nothing else. Give every
+    /// other NATS user a `deny` on `callapi.fleet.>` and `$JS.API.>`. `user` and `password` are
+    /// written as quoted strings (`"` and `\` escaped).
+    ///
+    /// ```
+    /// use callapi_signal_ws::server::FleetConfig;
+    ///
+    /// let entry = FleetConfig::nats_server_user("callapi-server", "a long secret");
+    /// let config = format!("authorization {{ users = [ {entry} ] }}");
+    /// assert!(config.contains(r#"publish: { allow: ["callapi.fleet.>", "$JS.API.>", "_INBOX.>"] }"#));
+    /// ```
+    pub fn nats_server_user(user: &str, password: &str) -> String {
+        let quote = |s: &str| format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""));
+        format!(
+            r#"{{
+  user: {}, password: {},
+  permissions: {{
+    publish: {{ allow: ["callapi.fleet.>", "$JS.API.>", "_INBOX.>"] }},
+    subscribe: {{ allow: ["callapi.fleet.>", "_INBOX.>"] }}
+  }}
+}}"#,
+            quote(user),
+            quote(password)
+        )
+    }
+
     pub(crate) fn check(&self) -> Result<(), String> {
         if self.urls.is_empty() {
             return Err("--nats needs at least one NATS URL".to_owned());
