@@ -33,6 +33,9 @@
 //! `callapi_examples::describe` (`state Calling reason=RemoteVideoCall ...`, `dtmf from=alice
 //! digits=12#`, `member user=carol from=Ringing to=Accepted device=c1 call=...`, `link
 //! connected`, ...); command results print as `ok <command> ...` or `error <command>: <why>`.
+//! Right after `ready ...` the link's state as of then is printed as a `link ...` line (the link
+//! may already be up, or failed, by the time the phone listens), and a link notification that
+//! only repeats the last `link` line is not printed again.
 //!
 //! Backends: `--backend ws` (the default; `--server`, with `--token` or for development the
 //! server's secret, `--secret-file`/`--secret`) or `--backend mqtt` (`--broker mqtt://host:port`,
@@ -60,6 +63,7 @@ use callapi_core::call::{CallState, Notification, PrepareConfig, StateReason};
 use callapi_core::connection::Identity;
 use callapi_core::media::NoMedia;
 use callapi_core::protocol::{DeviceId, UserId};
+use callapi_core::signal::LinkState;
 use callapi_examples::describe;
 use callapi_media_webrtc::WebRtcMedia;
 use clap::Parser;
@@ -108,12 +112,27 @@ async fn run(args: Args, signaling: Signaling) -> Result<(), String> {
         if args.auto_answer { " auto-answer" } else { "" }
     ));
 
+    // The link connects in the background from the moment the `CallApi` exists, so it can be
+    // up (or failed) before `events` was subscribed, its `Link` notification gone: say the
+    // link's state as of now, and skip a notification that only repeats the line just said.
+    let link_now = api.link_state();
+    if let Some(line) = describe(&Notification::Link(link_now.clone())) {
+        say(line);
+    }
+    let mut last_link: LinkState = link_now;
+
     let printer_api = api.clone();
     let auto_answer = args.auto_answer;
     let watch = media.clone();
     tokio::spawn(async move {
         while let Some(n) = events.recv().await {
             watch.observe(&n);
+            if let Notification::Link(link) = &n {
+                if last_link == *link {
+                    continue;
+                }
+                last_link = link.clone();
+            }
             if let Some(line) = describe(&n) {
                 say(line);
             }
