@@ -95,9 +95,14 @@ pub async fn run(report: &mut Report, calls: usize) -> Res<()> {
             "setup.mock.envelopes_per_setup",
             round3(ct.envelopes_per_setup),
         );
+        report.set(
+            "setup.mock.envelopes_per_call",
+            round3(ct.envelopes_per_call),
+        );
         eprintln!(
-            "  mock: {:.2} envelopes sent per setup (call() to Connected), the floor sends 2",
-            ct.envelopes_per_setup
+            "  mock: {:.2} envelopes sent per setup (call() to Connected; the floor sends 2), \
+             {:.2} per whole call (hangup included)",
+            ct.envelopes_per_setup, ct.envelopes_per_call
         );
         let mt = mock_figure(calls).await?;
         let mt_ratio = us(mt.setup.p50()) / us(mt.floor.p50()).max(1e-9);
@@ -152,6 +157,8 @@ struct MockFigure {
     task_floor: Samples,
     /// Envelopes the network carried between `call()` and the caller's `Connected`, per call.
     envelopes_per_setup: f64,
+    /// Envelopes the network carried per whole call, hangup included (context).
+    envelopes_per_call: f64,
 }
 
 /// The mock figure on the runtime it is polled on: floor, task floor, then the calls.
@@ -190,6 +197,7 @@ async fn mock_figure(calls: usize) -> Res<MockFigure> {
         floor,
         task_floor,
         envelopes_per_setup: timed.sent_per_setup,
+        envelopes_per_call: timed.sent_per_call,
     })
 }
 
@@ -263,6 +271,18 @@ struct Timed {
     samples: Samples,
     /// Envelopes sent in that window per call, by the `sent` counter given (0 without one).
     sent_per_setup: f64,
+    /// Envelopes sent per whole call (`call()` until both are `Prepared` after the hangup).
+    sent_per_call: f64,
+}
+
+/// One [`CallPair::time_call_counting`].
+struct CallCycle {
+    /// `call()` → the caller's `Connected`.
+    took: Duration,
+    /// Envelopes carried in that window.
+    sent_in_setup: u64,
+    /// Envelopes carried from `call()` until both are `Prepared` after the hangup.
+    sent_in_cycle: u64,
 }
 
 /// A caller and a callee that accepts as soon as it rings, both prepared: one
@@ -316,16 +336,28 @@ impl CallPair {
     /// One call: `call()` → the caller's `Connected` (the time returned), then hang up and
     /// wait for both to be `Prepared` again (not timed).
     pub(crate) async fn time_call(&mut self) -> Res<Duration> {
+        Ok(self.time_call_counting(&|| 0).await?.took)
+    }
+
+    /// [`time_call`](Self::time_call), reading `sent` (envelopes carried so far) at `call()`,
+    /// at the caller's `Connected` and once both are `Prepared` again.
+    async fn time_call_counting(&mut self, sent: &dyn Fn() -> u64) -> Res<CallCycle> {
+        let sent_at_call = sent();
         let t0 = Instant::now();
         self.caller
             .call(self.callee_user.as_str(), CallType::Video)
             .await?;
         wait_state(&mut self.caller_stream, CallState::Connected).await?;
         let took = t0.elapsed();
+        let sent_at_connected = sent();
         self.caller.hangup(None).await?;
         wait_state(&mut self.caller_stream, CallState::Prepared).await?;
         wait_watch(&mut self.callee_state, CallState::Prepared).await?;
-        Ok(took)
+        Ok(CallCycle {
+            took,
+            sent_in_setup: sent_at_connected - sent_at_call,
+            sent_in_cycle: sent() - sent_at_call,
+        })
     }
 
     /// Stops the answering task and shuts both down.
@@ -347,19 +379,22 @@ async fn calls_setup(
 ) -> Res<Timed> {
     let mut pair = CallPair::start(alice, bob, "bob", supervised).await?;
     let mut samples = Vec::with_capacity(n);
-    let mut sent_in_setup = 0;
+    let (mut sent_in_setup, mut sent_in_cycle) = (0, 0);
+    let sent = sent.unwrap_or(&|| 0);
     for i in 0..n + WARMUP {
-        let sent_before = sent.map_or(0, |f| f());
-        let took = pair.time_call().await?;
+        let cycle = pair.time_call_counting(sent).await?;
         if i >= WARMUP {
-            samples.push(took);
-            sent_in_setup += sent.map_or(0, |f| f()) - sent_before;
+            samples.push(cycle.took);
+            sent_in_setup += cycle.sent_in_setup;
+            sent_in_cycle += cycle.sent_in_cycle;
         }
     }
     pair.shutdown().await;
+    let per_call = |sent: u64| sent as f64 / n.max(1) as f64;
     Ok(Timed {
         samples: Samples::new(samples),
-        sent_per_setup: sent_in_setup as f64 / n.max(1) as f64,
+        sent_per_setup: per_call(sent_in_setup),
+        sent_per_call: per_call(sent_in_cycle),
     })
 }
 
