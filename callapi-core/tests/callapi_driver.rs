@@ -227,3 +227,39 @@ async fn link_state_changes_reach_subscribers() {
     let n = wait_for(&mut s, |n| matches!(n, Notification::Link(_))).await;
     assert_eq!(n, Notification::Link(LinkState::Connected));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_stream_from_new_subscribed_has_the_first_link_change_a_late_subscribe_misses() {
+    let net = net();
+    let (u, d) = ids("alice", "a1");
+    let (media, _control) = MockMedia::new();
+    let client = net.connect(u.clone(), d.clone());
+    let (alice, mut early) =
+        CallApi::new_subscribed(CallConfig::new(u, d).with_seed(11), client, media);
+    // The task reports the link up before anyone else subscribes: the stream from the start
+    // has it as its first notification.
+    let first = tokio::time::timeout(Duration::from_secs(60), early.recv())
+        .await
+        .expect("a notification within 60 s");
+    assert_eq!(first, Some(Notification::Link(LinkState::Connected)));
+    let mut late = alice.subscribe();
+    alice.prepare(PrepareConfig::new("r")).await.unwrap();
+    let drain = |s: &mut NotificationStream| {
+        let mut got = Vec::new();
+        while let Some(n) = s.try_recv() {
+            got.push(n);
+        }
+        got
+    };
+    let (got_early, got_late) = (drain(&mut early), drain(&mut late));
+    // From the late subscription on, both have the same notifications, and no link change.
+    assert!(
+        got_late.iter().any(|n| is_state(n, CallState::Prepared)),
+        "{got_late:?}"
+    );
+    assert_eq!(got_early, got_late);
+    assert!(
+        !got_late.iter().any(|n| matches!(n, Notification::Link(_))),
+        "{got_late:?}"
+    );
+}

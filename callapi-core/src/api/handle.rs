@@ -6,7 +6,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::call::{
     CallConfig, CallInfo, CallMachine, CallPolicy, CallState, CallTimings, Command, CommandError,
-    PrepareConfig,
+    Notification, PrepareConfig,
 };
 use crate::error::CallApiError;
 use crate::media::MediaEngine;
@@ -38,12 +38,37 @@ impl CallApi {
         Self::with_policy(config, crate::call::DefaultPolicy, signal, media)
     }
 
+    /// Like [`new`](Self::new), and a [`NotificationStream`] subscribed before the task
+    /// starts: it has every notification from the first one on, the link's first
+    /// `Connected` (or `Failed`) included, which a [`subscribe`](Self::subscribe) right after
+    /// `new` can miss on a multi-threaded runtime.
+    pub fn new_subscribed<S: SignalClient, M: MediaEngine>(
+        config: CallConfig,
+        signal: S,
+        media: M,
+    ) -> (Self, NotificationStream) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let api = Self::start(config, crate::call::DefaultPolicy, signal, media, vec![tx]);
+        (api, NotificationStream::new(rx))
+    }
+
     /// Like [`new`](Self::new), with app hooks ([`CallPolicy`]).
     pub fn with_policy<S: SignalClient, M: MediaEngine>(
         config: CallConfig,
         policy: impl CallPolicy,
         signal: S,
         media: M,
+    ) -> Self {
+        Self::start(config, policy, signal, media, Vec::new())
+    }
+
+    /// Spawns the task with `subscribers` already listening.
+    fn start<S: SignalClient, M: MediaEngine>(
+        config: CallConfig,
+        policy: impl CallPolicy,
+        signal: S,
+        media: M,
+        subscribers: Vec<mpsc::UnboundedSender<Notification>>,
     ) -> Self {
         let user = config.user_id.clone();
         let now = tokio::time::Instant::now().into_std();
@@ -58,7 +83,7 @@ impl CallApi {
         let (tx, rx) = mpsc::unbounded_channel();
         let (state_tx, state_rx) = watch::channel(CallState::Idle);
         let (link_tx, link_rx) = watch::channel(signal.link_state());
-        let subscribers: Subscribers = Arc::new(Mutex::new(Vec::new()));
+        let subscribers: Subscribers = Arc::new(Mutex::new(subscribers));
         let driver = Driver {
             machine,
             signal,
@@ -109,7 +134,9 @@ impl CallApi {
         &self.user
     }
 
-    /// A new stream of every notification from now on.
+    /// A new stream of every notification from now on. (The task runs from the moment the
+    /// `CallApi` exists: for a stream that misses nothing, use
+    /// [`new_subscribed`](Self::new_subscribed).)
     pub fn subscribe(&self) -> NotificationStream {
         let (tx, rx) = mpsc::unbounded_channel();
         self.subscribers
@@ -133,7 +160,8 @@ impl CallApi {
     ///
     /// The task starts connecting as soon as the `CallApi` is created, so on a multi-threaded
     /// runtime the link can come up before a [`subscribe`](Self::subscribe) stream exists;
-    /// this (or [`link_watch`](Self::link_watch)) tells the current state without a race.
+    /// this (or [`link_watch`](Self::link_watch)) tells the current state without a race, and
+    /// [`new_subscribed`](Self::new_subscribed) gives a stream that has every change.
     pub fn link_state(&self) -> LinkState {
         self.link.borrow().clone()
     }

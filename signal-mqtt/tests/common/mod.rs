@@ -568,8 +568,7 @@ impl Device {
             emit_signal: true,
             ..MockMediaBehavior::default()
         });
-        let api = CallApi::new(call, signal, media);
-        let stream = api.subscribe();
+        let (api, stream) = CallApi::new_subscribed(call, signal, media);
         api.prepare(prepare).await.unwrap();
         Self {
             api,

@@ -9,12 +9,22 @@ use callapi_core::connection::schedule::RetrySchedule;
 use callapi_core::connection::{Credentials, Identity, Supervisor, SupervisorConfig, TokenError};
 use callapi_core::media::MediaEngine;
 use callapi_core::signal::LinkState;
-use callapi_core::CallApi;
+use callapi_core::{CallApi, NotificationStream};
 use callapi_examples::dev_tokens;
 use callapi_signal_mqtt::{AuthRejection, MqttConfig, MqttTransport};
 use callapi_signal_ws::client::WsTransport;
 use callapi_signal_ws::WsSignalClient;
 use tokio::sync::watch;
+
+/// What [`Signaling::connect`] starts.
+pub struct Connected {
+    /// The device's call API.
+    pub api: CallApi,
+    /// Its notifications from the first one on.
+    pub events: NotificationStream,
+    /// A watch of its link.
+    pub link: watch::Receiver<LinkState>,
+}
 
 /// How long a development token minted with `--secret` lives (it is renewed before it ends).
 const DEV_TOKEN_TTL: Duration = Duration::from_secs(3600);
@@ -96,13 +106,13 @@ impl Signaling {
         }
     }
 
-    /// A `CallApi` for `identity` on this backend with `media`, and a watch of its link. The
-    /// link connects in the background: watch it, or the `link ...` notifications.
+    /// A `CallApi` for `identity` on this backend with `media`. The link connects in the
+    /// background: watch it, or the `link ...` notifications.
     pub fn connect<M: MediaEngine>(
         &self,
         identity: Identity,
         media: M,
-    ) -> Result<(CallApi, watch::Receiver<LinkState>), String> {
+    ) -> Result<Connected, String> {
         let config = CallConfig::new(identity.user.clone(), identity.device.clone());
         let user = identity.user.as_str().to_owned();
         // A person starts one softphone: no fleet to spread out, so connect without the
@@ -122,7 +132,8 @@ impl Signaling {
                 };
                 let signal = WsSignalClient::start(transport, supervised(credentials));
                 let link = signal.link_state();
-                Ok((CallApi::new(config, signal, media), link))
+                let (api, events) = CallApi::new_subscribed(config, signal, media);
+                Ok(Connected { api, events, link })
             }
             Signaling::Mqtt { host, port, login } => {
                 let rejection = match login {
@@ -135,7 +146,8 @@ impl Signaling {
                     supervised(fixed(login.secret().to_owned())),
                 );
                 let link = signal.link_state();
-                Ok((CallApi::new(config, signal, media), link))
+                let (api, events) = CallApi::new_subscribed(config, signal, media);
+                Ok(Connected { api, events, link })
             }
         }
     }

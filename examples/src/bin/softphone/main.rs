@@ -33,9 +33,6 @@
 //! `callapi_examples::describe` (`state Calling reason=RemoteVideoCall ...`, `dtmf from=alice
 //! digits=12#`, `member user=carol from=Ringing to=Accepted device=c1 call=...`, `link
 //! connected`, ...); command results print as `ok <command> ...` or `error <command>: <why>`.
-//! Right after `ready ...` the link's state as of then is printed as a `link ...` line (the link
-//! may already be up, or failed, by the time the phone listens), and a link notification that
-//! only repeats the last `link` line is not printed again.
 //!
 //! Backends: `--backend ws` (the default; `--server`, with `--token` or for development the
 //! server's secret, `--secret-file`/`--secret`) or `--backend mqtt` (`--broker mqtt://host:port`,
@@ -63,14 +60,13 @@ use callapi_core::call::{CallState, Notification, PrepareConfig, StateReason};
 use callapi_core::connection::Identity;
 use callapi_core::media::NoMedia;
 use callapi_core::protocol::{DeviceId, UserId};
-use callapi_core::signal::LinkState;
 use callapi_examples::describe;
 use callapi_media_webrtc::WebRtcMedia;
 use clap::Parser;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 use crate::args::Args;
-use crate::backend::Signaling;
+use crate::backend::{Connected, Signaling};
 use crate::commands::Command;
 use crate::execute::Outcome;
 use crate::media::{webrtc_config, MediaChoice, MediaWatch};
@@ -86,20 +82,22 @@ async fn run(args: Args, signaling: Signaling) -> Result<(), String> {
     let user = UserId::new(&args.user).map_err(|e| format!("--user: {e}"))?;
     let device = DeviceId::new(&args.device).map_err(|e| format!("--device: {e}"))?;
     let identity = Identity { user, device };
-    let (api, link, media) = match args.media {
-        MediaChoice::None => {
-            let (api, link) = signaling.connect(identity, NoMedia)?;
-            (api, link, MediaWatch::none())
-        }
+    let (
+        Connected {
+            api,
+            mut events,
+            link,
+        },
+        media,
+    ) = match args.media {
+        MediaChoice::None => (signaling.connect(identity, NoMedia)?, MediaWatch::none()),
         MediaChoice::Webrtc => {
             let engine = WebRtcMedia::new(webrtc_config(args.media_bind))
                 .map_err(|e| format!("--media webrtc: {e}"))?;
             let watch = MediaWatch::webrtc(&engine);
-            let (api, link) = signaling.connect(identity, engine)?;
-            (api, link, watch)
+            (signaling.connect(identity, engine)?, watch)
         }
     };
-    let mut events = api.subscribe();
     say(format!(
         "ready user={} device={} {}{}{}",
         args.user,
@@ -112,27 +110,12 @@ async fn run(args: Args, signaling: Signaling) -> Result<(), String> {
         if args.auto_answer { " auto-answer" } else { "" }
     ));
 
-    // The link connects in the background from the moment the `CallApi` exists, so it can be
-    // up (or failed) before `events` was subscribed, its `Link` notification gone: say the
-    // link's state as of now, and skip a notification that only repeats the line just said.
-    let link_now = api.link_state();
-    if let Some(line) = describe(&Notification::Link(link_now.clone())) {
-        say(line);
-    }
-    let mut last_link: LinkState = link_now;
-
     let printer_api = api.clone();
     let auto_answer = args.auto_answer;
     let watch = media.clone();
     tokio::spawn(async move {
         while let Some(n) = events.recv().await {
             watch.observe(&n);
-            if let Notification::Link(link) = &n {
-                if last_link == *link {
-                    continue;
-                }
-                last_link = link.clone();
-            }
             if let Some(line) = describe(&n) {
                 say(line);
             }
